@@ -1,0 +1,138 @@
+/**
+ * shield.relay: who may relay, and which domains we accept mail for. Everything else is refused
+ * with 550 5.7.1 (450 4.7.1 with defer_unauth), whatever routing trick the address uses.
+ *
+ * Hooks: connect (marks relay clients), rcpt at priority -100 (refuses before any other recipient
+ * plugin can accept), rcpt at priority 100 (accepts local recipients that no other plugin refused).
+ */
+import { f, ConfigHandle, type SchemaOf } from './shield/core/config';
+import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
+import { IpSet, cidrItem } from './shield/core/net';
+import { reply, type Reply } from './shield/core/policy';
+import { shieldNotes } from './shield/core/results';
+import { setupShield, type Shield } from './shield/core/suite';
+import { checkRelay, normalizeDomain, type RelayEvidence, type RelayPolicy } from './shield/checks/relay';
+
+export const SCHEMA = {
+  main: {
+    networks: f.list([], 'relay networks: IPv4/IPv6 CIDRs or single addresses (a bare IP is one host); clients here may send to any domain', cidrItem),
+    networks_file: f.str('shield.relay.networks', 'file in config/ with more relay networks, one per line, # comments (missing file = none)'),
+    domains: f.list([], 'domains we accept mail for (local domains); IDN in either form; [192.0.2.1] for an address literal', (s) => {
+      if (!normalizeDomain(s)) throw new Error(`"${s}" is not a domain name`);
+      return s;
+    }),
+    domains_file: f.str('shield.relay.domains', 'file in config/ with more local domains, one per line, # comments (missing file = none)'),
+    accept_subdomains: f.bool(false, 'also accept mail for every subdomain of a local domain'),
+    auth_relay: f.bool(true, 'authenticated users may relay to any domain'),
+    accept_local: f.bool(true, 'accept recipients in local domains once no other rcpt plugin refused them; false leaves acceptance to another plugin'),
+    defer_unauth: f.bool(false, 'answer relay refusals with 450 4.7.1 instead of 550 5.7.1 (while testing a new config)'),
+  },
+} as const;
+type RelayConfig = SchemaOf<typeof SCHEMA>;
+
+/** Haraka calls rcpt hooks with (next, connection, [address, params]) */
+type RcptParams = [HarakaAddress, Record<string, string | null>];
+
+interface RelayPlugin extends HarakaPlugin {
+  shield: Shield;
+  cfg: ConfigHandle<typeof SCHEMA>;
+  policy: RelayPolicy;
+}
+
+/** Read a one-entry-per-line file; a bad line is logged with file and line number and skipped. */
+function readListFile(plugin: RelayPlugin, file: string, item: (s: string) => string): string[] {
+  if (!file) return [];
+  const lines = (plugin.config.get(file, 'data', () => rebuild(plugin)) as string[] | null) ?? [];
+  const out: string[] = [];
+  lines.forEach((line, i) => {
+    const text = line.replace(/#.*$/, '').trim();
+    if (!text) return;
+    try {
+      out.push(item(text));
+    } catch (err) {
+      plugin.logerror(`${file} line ${i + 1}: ${err instanceof Error ? err.message : String(err)}; line skipped`);
+    }
+  });
+  return out;
+}
+
+function domainItem(s: string): string {
+  const d = normalizeDomain(s);
+  if (!d) throw new Error(`"${s}" is not a domain name`);
+  return d;
+}
+
+export function buildPolicy(plugin: RelayPlugin, cfg: RelayConfig): RelayPolicy {
+  const networks = IpSet.of([...cfg.main.networks, ...readListFile(plugin, cfg.main.networks_file, cidrItem)]);
+  const domains = new Set([...cfg.main.domains.map(domainItem), ...readListFile(plugin, cfg.main.domains_file, domainItem)]);
+  return Object.freeze({ networks, domains, acceptSubdomains: cfg.main.accept_subdomains, authRelay: cfg.main.auth_relay });
+}
+
+function rebuild(plugin: RelayPlugin): void {
+  try {
+    plugin.policy = buildPolicy(plugin, plugin.cfg.current);
+    plugin.loginfo(`relay networks: ${plugin.policy.networks.size}, local domains: ${plugin.policy.domains.size}`);
+  } catch (err) {
+    plugin.logerror(`keeping the previous relay policy: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function refusal(ev: RelayEvidence, ip: string, deferUnauth: boolean): Reply {
+  const domain = ev.data.domain ?? '';
+  const relayDenied = (text: string): Reply => (deferUnauth ? reply(450, '4.7.1', text) : reply(550, '5.7.1', text));
+  switch (ev.reason) {
+    case 'sender_routing':
+      return relayDenied('Relaying denied: addresses that route through us (%, ! or @ in the local part) are not accepted');
+    case 'address_literal':
+      return relayDenied(`Relaying denied: this server does not accept mail for the address literal ${domain}`);
+    case 'unqualified':
+      return reply(553, '5.1.3', 'Recipient address must be fully qualified (user@domain)');
+    case 'bad_domain':
+      return reply(553, '5.1.3', 'Recipient domain is not a valid domain name');
+    default:
+      return relayDenied(`Relaying denied: ${domain} is not a domain this server accepts mail for, and ${ip} may not relay (authenticate to send elsewhere)`);
+  }
+}
+
+function authUser(conn: HarakaConnection): string | null {
+  const u = conn.notes.auth_user;
+  return typeof u === 'string' && u ? u : null;
+}
+
+export function register(this: RelayPlugin): void {
+  this.shield = setupShield(this, 'relay');
+  this.cfg = new ConfigHandle(this, 'shield.relay.ini', SCHEMA);
+  this.policy = buildPolicy(this, this.cfg.current);
+  this.cfg.onChange(() => rebuild(this));
+
+  // a relay client is decided by its address; the PROXY protocol re-runs connect with the real one
+  this.relay_connect = this.shield.hook('connect', (conn) => {
+    const n = shieldNotes(conn);
+    n.relayClient = this.policy.networks.has(conn.remote.ip);
+    if (n.relayClient) {
+      conn.relaying = true;
+      this.shield.record(conn, { check: 'relay', outcome: 'pass', reason: 'relay_network', data: { ip: conn.remote.ip } });
+    }
+  });
+  this.register_hook('connect', 'relay_connect', -100);
+
+  this.relay_rcpt = this.shield.hook(
+    'rcpt',
+    (conn, [rcpt]: RcptParams) => {
+      const ev = checkRelay({ clientIp: conn.remote.ip, authUser: authUser(conn), rcpt }, this.policy);
+      this.shield.record(conn, ev);
+      if (ev.outcome === 'pass') return undefined;
+      return refusal(ev, conn.remote.ip, this.cfg.current.main.defer_unauth);
+    },
+    // a fault while deciding must not turn into an accept: ask the sender to retry
+    () => reply(451, '4.3.0', 'Temporary failure checking the recipient; please try again later'),
+  );
+  this.register_hook('rcpt', 'relay_rcpt', -100);
+
+  this.relay_accept = this.shield.hook('rcpt', (conn, [rcpt]: RcptParams) => {
+    if (!this.cfg.current.main.accept_local) return undefined;
+    const ev = checkRelay({ clientIp: conn.remote.ip, authUser: authUser(conn), rcpt }, this.policy);
+    return ev.outcome === 'pass' ? 'ok' : undefined;
+  });
+  this.register_hook('rcpt', 'relay_accept', 100);
+}

@@ -1,0 +1,260 @@
+/**
+ * Typed configuration. Each plugin declares its schema once (type, default, documentation,
+ * conversion); `parseConfig` turns the raw ini object that Haraka's config loader returns into a
+ * deeply frozen typed object, and refuses unknown sections, unknown keys and bad values with a
+ * ConfigError naming file, section and key. `ConfigHandle` loads a file through Haraka, reloads it
+ * when it changes and keeps the last good config when the new file is bad.
+ */
+import { ConfigError } from './errors';
+import type { HarakaPlugin } from './haraka';
+
+/** What haraka-config hands us for one ini value: it turns integers and floats into numbers. */
+export type RawValue = string | number | boolean | RawValue[] | undefined;
+
+export interface Field<T> {
+  readonly kind: string;
+  readonly default: T;
+  readonly doc: string;
+  /** converts a raw ini value; throws Error with a human message when the value is bad */
+  parse(raw: Exclude<RawValue, undefined>): T;
+}
+
+type Schema = Record<string, Record<string, Field<unknown>>>;
+export type SchemaOf<S> = { readonly [K in keyof S]: { readonly [F in keyof S[K]]: S[K][F] extends Field<infer T> ? T : never } };
+
+function scalar(raw: Exclude<RawValue, undefined>): string {
+  if (Array.isArray(raw)) throw new Error('expected a single value, got a list (key[] =)');
+  return String(raw).trim();
+}
+
+const TRUE = new Set(['true', 'yes', 'on', '1', 'enabled']);
+const FALSE = new Set(['false', 'no', 'off', '0', 'disabled']);
+
+const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** "250ms", "30s", "5m", "2h", "7d", "1w" or a bare number of seconds -> seconds */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/i.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a duration (e.g. 30s, 5m, 2h, 7d)`);
+  const unit = (m[2] ?? 's').toLowerCase();
+  return Number(m[1]) * (DURATION_UNITS[unit] as number);
+}
+
+export interface Rate {
+  readonly limit: number;
+  readonly windowSec: number;
+}
+
+/** "30/1m", "500/1h", "2000/1d" -> { limit, windowSec } */
+export function parseRate(text: string): Rate {
+  const m = /^(\d+)\s*\/\s*(.+)$/.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a rate (N/window, e.g. 30/1m)`);
+  const windowSec = parseDuration((m[2] as string).replace(/^([a-z]+)$/i, '1$1'));
+  if (windowSec <= 0) throw new Error(`"${text}": the window must be longer than zero`);
+  return { limit: Number(m[1]), windowSec };
+}
+
+/** Builders for schema fields. */
+export const f = {
+  bool(def: boolean, doc: string): Field<boolean> {
+    return {
+      kind: 'boolean',
+      default: def,
+      doc,
+      parse(raw) {
+        if (typeof raw === 'boolean') return raw;
+        const s = scalar(raw).toLowerCase();
+        if (TRUE.has(s)) return true;
+        if (FALSE.has(s)) return false;
+        throw new Error(`"${s}" is not a boolean (true/false)`);
+      },
+    };
+  },
+  int(def: number, doc: string, opts: { min?: number; max?: number } = {}): Field<number> {
+    return {
+      kind: 'integer',
+      default: def,
+      doc,
+      parse(raw) {
+        const s = scalar(raw);
+        if (!/^-?\d+$/.test(s)) throw new Error(`"${s}" is not an integer`);
+        const n = Number(s);
+        if (opts.min !== undefined && n < opts.min) throw new Error(`${n} is below the minimum ${opts.min}`);
+        if (opts.max !== undefined && n > opts.max) throw new Error(`${n} is above the maximum ${opts.max}`);
+        return n;
+      },
+    };
+  },
+  str(def: string, doc: string, opts: { pattern?: RegExp } = {}): Field<string> {
+    return {
+      kind: 'string',
+      default: def,
+      doc,
+      parse(raw) {
+        const s = scalar(raw);
+        if (opts.pattern && !opts.pattern.test(s)) throw new Error(`"${s}" does not match ${String(opts.pattern)}`);
+        return s;
+      },
+    };
+  },
+  oneOf<T extends string>(choices: readonly T[], def: T, doc: string): Field<T> {
+    return {
+      kind: `one of ${choices.join(' | ')}`,
+      default: def,
+      doc,
+      parse(raw) {
+        const s = scalar(raw).toLowerCase();
+        if (!(choices as readonly string[]).includes(s)) throw new Error(`"${s}" is not one of ${choices.join(', ')}`);
+        return s as T;
+      },
+    };
+  },
+  /** a list: "a, b c" on one line, or `key[] = a` repeated */
+  list(def: readonly string[], doc: string, item?: (s: string) => string): Field<readonly string[]> {
+    return {
+      kind: 'list',
+      default: def,
+      doc,
+      parse(raw) {
+        const parts = (Array.isArray(raw) ? raw : [raw])
+          .flatMap((v) => String(v).split(/[\s,;]+/))
+          .map((s) => s.trim())
+          .filter(Boolean);
+        return item ? parts.map(item) : parts;
+      },
+    };
+  },
+  /** a duration in seconds: "30s", "5m", "250ms" */
+  duration(defSec: number, doc: string, opts: { min?: number; max?: number } = {}): Field<number> {
+    return {
+      kind: 'duration',
+      default: defSec,
+      doc,
+      parse(raw) {
+        const sec = parseDuration(scalar(raw));
+        if (opts.min !== undefined && sec < opts.min) throw new Error(`${sec}s is below the minimum ${opts.min}s`);
+        if (opts.max !== undefined && sec > opts.max) throw new Error(`${sec}s is above the maximum ${opts.max}s`);
+        return sec;
+      },
+    };
+  },
+  /** a rate "N/window" (e.g. 30/1m); empty means no limit (null) */
+  rate(def: Rate | null, doc: string): Field<Rate | null> {
+    return {
+      kind: 'rate',
+      default: def,
+      doc,
+      parse(raw) {
+        const s = scalar(raw);
+        return s === '' || s === '0' ? null : Object.freeze(parseRate(s));
+      },
+    };
+  },
+} as const;
+
+export function deepFreeze<T>(obj: T): T {
+  if (obj && typeof obj === 'object' && !Object.isFrozen(obj)) {
+    Object.freeze(obj);
+    for (const v of Object.values(obj as object)) deepFreeze(v);
+  }
+  return obj;
+}
+
+/**
+ * Raw ini object -> frozen typed config. Sections and keys not in the schema are errors (a typo must
+ * not silently fall back to a default); a missing key takes its default.
+ */
+export function parseConfig<S extends Schema>(
+  file: string,
+  schema: S,
+  raw: Record<string, Record<string, RawValue> | undefined> | null | undefined,
+): SchemaOf<S> {
+  const out: Record<string, Record<string, unknown>> = {};
+  const rawObj = raw ?? {};
+  for (const section of Object.keys(rawObj)) {
+    if (!(section in schema)) {
+      const sect = rawObj[section];
+      // haraka-config always adds an empty [main]
+      if (section === 'main' && sect && Object.keys(sect).length === 0) continue;
+      throw new ConfigError(file, section, undefined, `unknown section (known: ${Object.keys(schema).join(', ')})`);
+    }
+  }
+  for (const [section, fields] of Object.entries(schema)) {
+    const given = rawObj[section] ?? {};
+    for (const key of Object.keys(given)) {
+      if (!(key in fields)) {
+        throw new ConfigError(file, section, key, `unknown key (known: ${Object.keys(fields).join(', ')})`);
+      }
+    }
+    const sect: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(fields)) {
+      const value = given[key];
+      if (value === undefined) {
+        sect[key] = field.default;
+        continue;
+      }
+      try {
+        sect[key] = field.parse(value);
+      } catch (err) {
+        throw new ConfigError(file, section, key, err instanceof Error ? err.message : String(err));
+      }
+    }
+    out[section] = sect;
+  }
+  return deepFreeze(out) as SchemaOf<S>;
+}
+
+/** The documentation of a schema as rows, for docs and `haraka-shield config` output. */
+export function describeSchema(schema: Schema): Array<{ section: string; key: string; kind: string; default: unknown; doc: string }> {
+  const rows = [];
+  for (const [section, fields] of Object.entries(schema)) {
+    for (const [key, field] of Object.entries(fields)) {
+      rows.push({ section, key, kind: field.kind, default: field.default, doc: field.doc });
+    }
+  }
+  return rows;
+}
+
+/**
+ * A config file loaded through Haraka's loader, parsed with a schema. `current` is always a good
+ * config: the first load throws on a bad file (Haraka refuses to start, loudly); a later bad edit is
+ * logged with file, section and key, and the last good config stays in force.
+ */
+export class ConfigHandle<S extends Schema> {
+  current: SchemaOf<S>;
+  private readonly listeners: Array<(cfg: SchemaOf<S>) => void> = [];
+
+  constructor(
+    private readonly plugin: Pick<HarakaPlugin, 'config' | 'logerror' | 'loginfo'>,
+    readonly file: string,
+    private readonly schema: S,
+    /** turns the parsed ini into derived structures (tries, sets); runs on every (re)load */
+    private readonly validate?: (cfg: SchemaOf<S>) => void,
+  ) {
+    this.current = this.read();
+  }
+
+  private read(): SchemaOf<S> {
+    const raw = this.plugin.config.get(this.file, 'ini', () => this.reload()) as Record<string, Record<string, RawValue>>;
+    const cfg = parseConfig(this.file, this.schema, raw);
+    this.validate?.(cfg);
+    return cfg;
+  }
+
+  /** re-read the file; on error keep the last good config and say why */
+  reload(): boolean {
+    try {
+      this.current = this.read();
+    } catch (err) {
+      this.plugin.logerror(`${err instanceof Error ? err.message : String(err)}; keeping the last good ${this.file}`);
+      return false;
+    }
+    this.plugin.loginfo(`reloaded ${this.file}`);
+    for (const fn of this.listeners) fn(this.current);
+    return true;
+  }
+
+  onChange(fn: (cfg: SchemaOf<S>) => void): void {
+    this.listeners.push(fn);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * IP address and CIDR handling for the suite, on top of ipaddr.js. IPv4-mapped IPv6 addresses
+ * (::ffff:192.0.2.1) are always treated as the IPv4 address they carry.
+ */
+import ipaddr from 'ipaddr.js';
+
+export type Family = 4 | 6;
+
+export interface ParsedIp {
+  readonly family: Family;
+  readonly bytes: readonly number[];
+  /** canonical text: dotted quad, or RFC 5952 IPv6 */
+  readonly text: string;
+}
+
+export interface Cidr extends ParsedIp {
+  readonly prefix: number;
+  /** canonical "network/prefix" */
+  readonly cidr: string;
+}
+
+/** Parse an IP address (IPv4, IPv6, IPv4-mapped IPv6 -> IPv4, optional [brackets] or IPv6: tag). */
+export function parseIp(input: string): ParsedIp | null {
+  let s = input.trim();
+  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
+  if (/^ipv6:/i.test(s)) s = s.slice(5);
+  // zone ids have no meaning for mail policy
+  s = s.replace(/%.*$/, '');
+  if (!ipaddr.isValid(s)) return null;
+  // ipaddr.isValid accepts legacy forms like "10" or "0x0a.1"; a mail server never should
+  if (!ipaddr.IPv4.isValidFourPartDecimal(s) && !ipaddr.IPv6.isValid(s)) return null;
+  let addr = ipaddr.parse(s);
+  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
+    addr = (addr as ipaddr.IPv6).toIPv4Address();
+  }
+  const family: Family = addr.kind() === 'ipv4' ? 4 : 6;
+  return { family, bytes: addr.toByteArray(), text: addr.toString() };
+}
+
+function maskBytes(bytes: readonly number[], prefix: number): number[] {
+  const out = bytes.slice();
+  for (let i = 0; i < out.length; i++) {
+    const bits = Math.max(0, Math.min(8, prefix - i * 8));
+    out[i] = (out[i] as number) & ((0xff << (8 - bits)) & 0xff);
+  }
+  return out;
+}
+
+function bytesToText(bytes: readonly number[]): string {
+  return ipaddr.fromByteArray(bytes as number[]).toString();
+}
+
+/**
+ * Parse "192.0.2.0/24", "2001:db8::/32" or a bare address (one host: /32 or /128, never more).
+ * Host bits set below the prefix ("192.0.2.5/24") are an error: the writer meant something else.
+ */
+export function parseCidr(input: string): Cidr {
+  const text = input.trim();
+  const slash = text.indexOf('/');
+  const ipPart = slash === -1 ? text : text.slice(0, slash);
+  const ip = parseIp(ipPart);
+  if (!ip) throw new Error(`"${text}" is not an IP address or CIDR range`);
+  const max = ip.family === 4 ? 32 : 128;
+  let prefix = max;
+  if (slash !== -1) {
+    const p = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(p)) throw new Error(`"${text}": bad prefix length`);
+    prefix = Number(p);
+    // an IPv4-mapped IPv6 range is written with an IPv6 prefix length
+    if (ip.family === 4 && ipaddr.IPv6.isValid(ipPart) && !ipaddr.IPv4.isValid(ipPart)) prefix -= 96;
+    if (prefix < 0 || prefix > max) throw new Error(`"${text}": prefix length must be 0..${max}`);
+  }
+  const masked = maskBytes(ip.bytes, prefix);
+  if (masked.some((b, i) => b !== ip.bytes[i])) {
+    throw new Error(`"${text}" has host bits set; did you mean ${bytesToText(masked)}/${prefix}?`);
+  }
+  return { ...ip, prefix, cidr: `${ip.text}/${prefix}` };
+}
+
+/**
+ * A set of CIDR ranges with longest-prefix match. Ranges are kept in one hash map per prefix length,
+ * so a lookup costs one masked-key hash probe per distinct prefix length in use (at most 33 / 129),
+ * whatever the number of entries.
+ */
+export class IpSet<V = true> {
+  private readonly byLen: Record<Family, Map<number, Map<string, { cidr: string; value: V }>>> = { 4: new Map(), 6: new Map() };
+  private lens: Record<Family, number[]> = { 4: [], 6: [] };
+  private count = 0;
+
+  static of(cidrs: Iterable<string>): IpSet<true> {
+    const set = new IpSet<true>();
+    for (const c of cidrs) set.add(c, true);
+    return set;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(cidrText: string, value: V): Cidr {
+    const c = parseCidr(cidrText);
+    let m = this.byLen[c.family].get(c.prefix);
+    if (!m) {
+      m = new Map();
+      this.byLen[c.family].set(c.prefix, m);
+      this.lens[c.family] = [...this.byLen[c.family].keys()].sort((a, b) => b - a);
+    }
+    const key = keyOf(c.bytes);
+    if (!m.has(key)) this.count++;
+    m.set(key, { cidr: c.cidr, value });
+    return c;
+  }
+
+  /** the most specific range containing ip, or null; a string that is not an IP never matches */
+  match(ip: string | ParsedIp): { cidr: string; value: V } | null {
+    const p = typeof ip === 'string' ? parseIp(ip) : ip;
+    if (!p) return null;
+    const maps = this.byLen[p.family];
+    for (const len of this.lens[p.family]) {
+      const hit = (maps.get(len) as Map<string, { cidr: string; value: V }>).get(keyOf(maskBytes(p.bytes, len)));
+      if (hit) return hit;
+    }
+    return null;
+  }
+
+  has(ip: string | ParsedIp): boolean {
+    return this.match(ip) !== null;
+  }
+}
+
+function keyOf(bytes: readonly number[]): string {
+  return String.fromCharCode(...bytes);
+}
+
+/** The list item converter for config: validates a CIDR and returns its canonical form. */
+export function cidrItem(text: string): string {
+  return parseCidr(text).cidr;
+}

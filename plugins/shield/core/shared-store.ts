@@ -1,0 +1,197 @@
+/**
+ * The store every shield plugin uses: Redis when it is configured and answering, the node's memory
+ * otherwise. Each operation goes to Redis only while the client is ready, and only for `timeoutMs`;
+ * on any failure it runs on the memory backend instead, so a dead or slow Redis costs a check its
+ * fleet-wide view, never a hung hook, an exception or a crash. State changes (down, up again) are
+ * logged once each.
+ */
+import path from 'node:path';
+import { StoreError } from './errors';
+import { RedisStore, type RedisLike } from './redis-store';
+import { MemoryStore, type Clock, type LeaseResult, type SetEntry, type Store, systemClock } from './store';
+
+export interface StoreLog {
+  warn(msg: string): void;
+  info(msg: string): void;
+}
+
+interface RedisClient extends RedisLike {
+  connect(): Promise<unknown>;
+  on(event: string, fn: (...args: unknown[]) => void): unknown;
+  destroy?(): void;
+  disconnect?(): Promise<void>;
+}
+
+export interface RedisEndpoint {
+  socket: { host?: string; port?: number | string; path?: string; [k: string]: unknown };
+  database?: number | string;
+  [k: string]: unknown;
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(onTimeout()), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** node-redis v5 as haraka-plugin-redis ships it (the instance's top-level `redis` may be another major). */
+function redisModule(): { createClient(opts: Record<string, unknown>): RedisClient } {
+  const base = path.dirname(require.resolve('haraka-plugin-redis'));
+  return require(require.resolve('redis', { paths: [base] })) as { createClient(opts: Record<string, unknown>): RedisClient };
+}
+
+/** redis.ini as haraka-plugin-redis reads it: its [server] section, normalised by that plugin. */
+export function redisEndpointFromIni(ini: unknown): RedisEndpoint {
+  const hpr = require('haraka-plugin-redis') as { normalize_redis_ini(raw: unknown): { server: RedisEndpoint } };
+  return hpr.normalize_redis_ini(ini ?? {}).server;
+}
+
+export function describeEndpoint(ep: RedisEndpoint): string {
+  const s = ep.socket;
+  const where = s.path ? String(s.path) : `${s.host ?? '127.0.0.1'}:${s.port ?? 6379}`;
+  return `redis://${where}${ep.database !== undefined ? `/${ep.database}` : ''}`;
+}
+
+export class ResilientStore implements Store {
+  readonly memory: MemoryStore;
+  private redis: RedisStore | null = null;
+  private client: RedisClient | null = null;
+  private up = false;
+  private announcedDown = false;
+  private endpoint = '';
+
+  constructor(
+    private readonly log: StoreLog,
+    private readonly opts: { prefix: string; timeoutMs: number; now?: Clock },
+  ) {
+    this.memory = new MemoryStore(opts.now ?? systemClock);
+  }
+
+  get backend(): 'memory' | 'redis' {
+    return this.redis && this.client?.isReady ? 'redis' : 'memory';
+  }
+
+  /**
+   * Start connecting to Redis and return at once. Until the client is ready (and whenever it is not)
+   * operations use memory. Reconnects with back-off forever; commands never queue while offline.
+   */
+  connect(endpoint: RedisEndpoint): void {
+    if (this.client) return;
+    this.endpoint = describeEndpoint(endpoint);
+    const client = redisModule().createClient({
+      ...endpoint,
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 2000,
+        ...endpoint.socket,
+        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 6), 5000),
+      },
+    });
+    this.attach(client);
+    client.connect().catch((err: unknown) => this.markDown(err));
+  }
+
+  /** use an already created client (tests, CLI) */
+  attach(client: RedisClient): void {
+    this.client = client;
+    this.redis = new RedisStore(client, this.opts.prefix, this.opts.now ?? systemClock);
+    client.on('ready', () => this.markUp());
+    client.on('error', (err: unknown) => this.markDown(err));
+    client.on('end', () => this.markDown(new Error('connection closed')));
+    // starting without Redis is worth one line, whether or not it ever comes
+    setTimeout(() => {
+      if (!this.up && !this.announcedDown) this.markDown(new Error('not reachable'));
+    }, 3000).unref();
+  }
+
+  async close(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    this.redis = null;
+    this.memory.close();
+    if (!c) return;
+    try {
+      if (c.destroy) c.destroy();
+      else await c.disconnect?.();
+    } catch {
+      /* closing a dead client may throw; nothing to do */
+    }
+  }
+
+  private markUp(): void {
+    if (this.up) return;
+    this.up = true;
+    this.announcedDown = false;
+    this.log.info(`shared store: using Redis at ${this.endpoint}`);
+  }
+
+  private markDown(err: unknown): void {
+    this.up = false;
+    if (this.announcedDown) return;
+    this.announcedDown = true;
+    const why = err instanceof Error ? err.message : String(err);
+    this.log.warn(`shared store: Redis at ${this.endpoint || 'redis.ini'} unavailable (${why}); using this node's memory until it is back`);
+  }
+
+  private async run<T>(op: (s: Store) => Promise<T>): Promise<T> {
+    const redis = this.redis;
+    if (redis && this.client?.isReady) {
+      try {
+        return await withTimeout(op(redis), this.opts.timeoutMs, () => new StoreError('STORE_TIMEOUT', `Redis did not answer in ${this.opts.timeoutMs} ms`));
+      } catch (err) {
+        this.markDown(err);
+      }
+    }
+    return op(this.memory);
+  }
+
+  incr(key: string, by: number, ttlSec: number): Promise<number> {
+    return this.run((s) => s.incr(key, by, ttlSec));
+  }
+  getCount(key: string): Promise<number> {
+    return this.run((s) => s.getCount(key));
+  }
+  leaseAcquire(key: string, id: string, ttlSec: number, max: number): Promise<LeaseResult> {
+    return this.run((s) => s.leaseAcquire(key, id, ttlSec, max));
+  }
+  leaseRefresh(key: string, id: string, ttlSec: number): Promise<boolean> {
+    return this.run((s) => s.leaseRefresh(key, id, ttlSec));
+  }
+  leaseRelease(key: string, id: string): Promise<void> {
+    return this.run((s) => s.leaseRelease(key, id));
+  }
+  leaseCount(key: string): Promise<number> {
+    return this.run((s) => s.leaseCount(key));
+  }
+  setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
+    return this.run((s) => s.setPut(key, member, value, ttlSec));
+  }
+  setGet(key: string, member: string): Promise<string | null> {
+    return this.run((s) => s.setGet(key, member));
+  }
+  setDelete(key: string, member: string): Promise<boolean> {
+    return this.run((s) => s.setDelete(key, member));
+  }
+  setEntries(key: string): Promise<SetEntry[]> {
+    return this.run((s) => s.setEntries(key));
+  }
+  cacheGet(key: string): Promise<string | null> {
+    return this.run((s) => s.cacheGet(key));
+  }
+  cacheSet(key: string, value: string, ttlSec: number): Promise<void> {
+    return this.run((s) => s.cacheSet(key, value, ttlSec));
+  }
+  cacheDelete(key: string): Promise<void> {
+    return this.run((s) => s.cacheDelete(key));
+  }
+}

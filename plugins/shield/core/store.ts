@@ -1,0 +1,200 @@
+/**
+ * The suite's shared state: counters with TTL, concurrency leases, sets whose members expire, and a
+ * cache. Two backends with the same semantics: memory (one node) and Redis (a fleet). Keys are
+ * relative; each backend adds the configured prefix.
+ *
+ * Time: counters and cache entries expire by the backend's own clock (Redis PX); leases and set
+ * members carry their expiry as a timestamp from the caller's clock (ms since the epoch), so that a
+ * fake clock drives both backends in tests and nodes agree as far as their clocks (NTP) agree.
+ */
+
+export type Clock = () => number;
+export const systemClock: Clock = () => Date.now();
+
+export interface SetEntry {
+  readonly member: string;
+  readonly value: string;
+  /** ms since the epoch, or null for no expiry */
+  readonly expiresAt: number | null;
+}
+
+export interface LeaseResult {
+  /** true when the lease is held (newly or already) */
+  readonly granted: boolean;
+  /** live leases in the key after the call */
+  readonly count: number;
+}
+
+export interface Store {
+  readonly backend: 'memory' | 'redis';
+  /** add `by` to a counter; the TTL is set when the counter is created (never extended) */
+  incr(key: string, by: number, ttlSec: number): Promise<number>;
+  /** current counter value (0 when absent or expired) */
+  getCount(key: string): Promise<number>;
+  /** hold lease `id` in `key` if fewer than `max` live leases exist (or `id` already holds one); atomic */
+  leaseAcquire(key: string, id: string, ttlSec: number, max: number): Promise<LeaseResult>;
+  /** extend a held lease; false when it had expired or never existed */
+  leaseRefresh(key: string, id: string, ttlSec: number): Promise<boolean>;
+  leaseRelease(key: string, id: string): Promise<void>;
+  leaseCount(key: string): Promise<number>;
+  /** put a member with a value (e.g. JSON of reason and source) and an optional TTL */
+  setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void>;
+  /** the member's value, or null when absent or expired */
+  setGet(key: string, member: string): Promise<string | null>;
+  setDelete(key: string, member: string): Promise<boolean>;
+  /** every live member */
+  setEntries(key: string): Promise<SetEntry[]>;
+  cacheGet(key: string): Promise<string | null>;
+  cacheSet(key: string, value: string, ttlSec: number): Promise<void>;
+  cacheDelete(key: string): Promise<void>;
+}
+
+interface Expiring<T> {
+  value: T;
+  expiresAt: number;
+}
+
+/** The single-node backend. Expired entries are dropped lazily and by a periodic sweep. */
+export class MemoryStore implements Store {
+  readonly backend = 'memory' as const;
+  private readonly counters = new Map<string, Expiring<number>>();
+  private readonly cache = new Map<string, Expiring<string>>();
+  private readonly leases = new Map<string, Map<string, number>>();
+  private readonly sets = new Map<string, Map<string, { value: string; expiresAt: number | null }>>();
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(private readonly now: Clock = systemClock, sweepEverySec = 60) {
+    if (sweepEverySec > 0) {
+      this.sweeper = setInterval(() => this.sweep(), sweepEverySec * 1000);
+      this.sweeper.unref();
+    }
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  sweep(): void {
+    const t = this.now();
+    for (const [k, v] of this.counters) if (v.expiresAt <= t) this.counters.delete(k);
+    for (const [k, v] of this.cache) if (v.expiresAt <= t) this.cache.delete(k);
+    for (const [k, m] of this.leases) {
+      for (const [id, exp] of m) if (exp <= t) m.delete(id);
+      if (m.size === 0) this.leases.delete(k);
+    }
+    for (const [k, m] of this.sets) {
+      for (const [id, e] of m) if (e.expiresAt !== null && e.expiresAt <= t) m.delete(id);
+      if (m.size === 0) this.sets.delete(k);
+    }
+  }
+
+  private live<T>(map: Map<string, Expiring<T>>, key: string): Expiring<T> | undefined {
+    const e = map.get(key);
+    if (e && e.expiresAt <= this.now()) {
+      map.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  async incr(key: string, by: number, ttlSec: number): Promise<number> {
+    const e = this.live(this.counters, key);
+    if (e) {
+      e.value += by;
+      return e.value;
+    }
+    this.counters.set(key, { value: by, expiresAt: this.now() + ttlSec * 1000 });
+    return by;
+  }
+
+  async getCount(key: string): Promise<number> {
+    return this.live(this.counters, key)?.value ?? 0;
+  }
+
+  private liveLeases(key: string): Map<string, number> {
+    let m = this.leases.get(key);
+    if (!m) {
+      m = new Map();
+      this.leases.set(key, m);
+    }
+    const t = this.now();
+    for (const [id, exp] of m) if (exp <= t) m.delete(id);
+    return m;
+  }
+
+  async leaseAcquire(key: string, id: string, ttlSec: number, max: number): Promise<LeaseResult> {
+    const m = this.liveLeases(key);
+    if (m.has(id) || m.size < max) {
+      m.set(id, this.now() + ttlSec * 1000);
+      return { granted: true, count: m.size };
+    }
+    return { granted: false, count: m.size };
+  }
+
+  async leaseRefresh(key: string, id: string, ttlSec: number): Promise<boolean> {
+    const m = this.liveLeases(key);
+    if (!m.has(id)) return false;
+    m.set(id, this.now() + ttlSec * 1000);
+    return true;
+  }
+
+  async leaseRelease(key: string, id: string): Promise<void> {
+    this.leases.get(key)?.delete(id);
+  }
+
+  async leaseCount(key: string): Promise<number> {
+    return this.liveLeases(key).size;
+  }
+
+  async setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
+    let m = this.sets.get(key);
+    if (!m) {
+      m = new Map();
+      this.sets.set(key, m);
+    }
+    m.set(member, { value, expiresAt: ttlSec === null ? null : this.now() + ttlSec * 1000 });
+  }
+
+  async setGet(key: string, member: string): Promise<string | null> {
+    const m = this.sets.get(key);
+    const e = m?.get(member);
+    if (!e) return null;
+    if (e.expiresAt !== null && e.expiresAt <= this.now()) {
+      m?.delete(member);
+      return null;
+    }
+    return e.value;
+  }
+
+  async setDelete(key: string, member: string): Promise<boolean> {
+    const live = (await this.setGet(key, member)) !== null;
+    this.sets.get(key)?.delete(member);
+    return live;
+  }
+
+  async setEntries(key: string): Promise<SetEntry[]> {
+    const m = this.sets.get(key);
+    if (!m) return [];
+    const t = this.now();
+    const out: SetEntry[] = [];
+    for (const [member, e] of m) {
+      if (e.expiresAt !== null && e.expiresAt <= t) m.delete(member);
+      else out.push({ member, value: e.value, expiresAt: e.expiresAt });
+    }
+    return out;
+  }
+
+  async cacheGet(key: string): Promise<string | null> {
+    return this.live(this.cache, key)?.value ?? null;
+  }
+
+  async cacheSet(key: string, value: string, ttlSec: number): Promise<void> {
+    if (ttlSec <= 0) return;
+    this.cache.set(key, { value, expiresAt: this.now() + ttlSec * 1000 });
+  }
+
+  async cacheDelete(key: string): Promise<void> {
+    this.cache.delete(key);
+  }
+}

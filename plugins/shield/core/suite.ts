@@ -1,0 +1,205 @@
+/**
+ * What the shield plugins share in one Haraka process: the suite config (config/shield.ini), the
+ * store (Redis or memory), the DNS resolver, the suite's lookup_rdns and the per-connection summary
+ * line. The first shield plugin to load creates it; every other one gets the same object.
+ */
+import { ConfigHandle, f, type SchemaOf } from './config';
+import { Resolver, parseNameserver } from './dns';
+import type { ShieldError } from './errors';
+import type { HarakaConnection, HarakaPlugin, Next } from './haraka';
+import { wrapHook, type HookOutcome } from './hook';
+import { decide, type Decision, type Mode, type OutcomeActions, type Reply } from './policy';
+import { record, shieldNotes, summarize, type Evidence } from './results';
+import { ResilientStore, redisEndpointFromIni } from './shared-store';
+
+export const SUITE_SCHEMA = {
+  main: {
+    mode: f.oneOf(['enforce', 'dryrun'] as const, 'enforce', 'enforce: send the replies policy asks for; dryrun: only log them (access control in shield.relay always enforces)'),
+  },
+  dns: {
+    nameservers: f.list([], 'nameservers the suite queries, "ip", "ip:port" or "[ipv6]:port"; empty = the system resolver (/etc/resolv.conf). Use a local caching resolver.', (s) => {
+      parseNameserver(s);
+      return s;
+    }),
+    timeout: f.duration(2, 'time to wait for one answer before trying again', { min: 0.01, max: 30 }),
+    tries: f.int(2, 'attempts per query in all, rotating through the nameservers', { min: 1, max: 10 }),
+    cache_size: f.int(20000, 'answers kept in this node\'s DNS cache (0 = no cache)', { min: 0 }),
+    min_ttl: f.duration(0, 'shortest time an answer is cached, whatever its TTL', { min: 0 }),
+    max_ttl: f.duration(86400, 'longest time an answer is cached, whatever its TTL', { min: 0 }),
+    negative_ttl: f.duration(60, 'cache time of a negative answer that comes without an SOA record', { min: 0 }),
+  },
+  store: {
+    backend: f.oneOf(['redis', 'memory'] as const, 'redis', 'redis: share state through Redis (config/redis.ini [server]), falling back to memory while it is unreachable; memory: this node only'),
+    prefix: f.str('shield:', 'prefix of every Redis key the suite writes', { pattern: /^[\w:.-]*$/ }),
+    timeout: f.duration(0.25, 'longest wait for one Redis operation before using memory for it', { min: 0.005, max: 10 }),
+  },
+  hooks: {
+    budget: f.duration(10, 'longest time a shield hook may take; past it the hook answers as on error (keep below Haraka\'s plugin_timeout)', { min: 0.05, max: 600 }),
+  },
+} as const;
+export type SuiteConfig = SchemaOf<typeof SUITE_SCHEMA>;
+
+export class Suite {
+  readonly config: ConfigHandle<typeof SUITE_SCHEMA>;
+  readonly store: ResilientStore;
+  private resolverInstance: Resolver | null = null;
+  private started = false;
+  private rdnsOwner: string | null = null;
+
+  constructor(private readonly plugin: HarakaPlugin) {
+    this.config = new ConfigHandle(plugin, 'shield.ini', SUITE_SCHEMA);
+    const c = this.config.current;
+    this.store = new ResilientStore(
+      { warn: (m) => plugin.logwarn(m), info: (m) => plugin.loginfo(m) },
+      { prefix: c.store.prefix, timeoutMs: c.store.timeout * 1000 },
+    );
+    // a new [dns] section takes effect for the next query
+    this.config.onChange(() => {
+      this.resolverInstance = null;
+    });
+  }
+
+  get mode(): Mode {
+    return this.config.current.main.mode;
+  }
+
+  get resolver(): Resolver {
+    if (!this.resolverInstance) {
+      const d = this.config.current.dns;
+      this.resolverInstance = new Resolver({
+        nameservers: d.nameservers,
+        timeoutMs: d.timeout * 1000,
+        tries: d.tries,
+        cacheSize: d.cache_size,
+        minTtl: d.min_ttl,
+        maxTtl: d.max_ttl,
+        negativeTtl: d.negative_ttl,
+      });
+    }
+    return this.resolverInstance;
+  }
+
+  /** connect the store (once, without waiting) */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    if (this.config.current.store.backend === 'memory') {
+      this.plugin.loginfo('shared store: memory (store.backend = memory)');
+      return;
+    }
+    const ini = this.plugin.config.get('redis.ini', 'ini');
+    this.store.connect(redisEndpointFromIni(ini));
+  }
+
+  /** this plugin answers lookup_rdns for the suite if no other shield plugin does yet */
+  claimRdns(pluginName: string): boolean {
+    if (this.rdnsOwner && this.rdnsOwner !== pluginName) return false;
+    this.rdnsOwner = pluginName;
+    return true;
+  }
+}
+
+let suite: Suite | null = null;
+
+export function getSuite(plugin: HarakaPlugin): Suite {
+  if (!suite) suite = new Suite(plugin);
+  return suite;
+}
+
+/** for tests: forget the process-wide suite */
+export async function resetSuite(): Promise<void> {
+  if (suite) await suite.store.close();
+  suite = null;
+}
+
+/** What each shield plugin gets from `setupShield`. */
+export interface Shield {
+  readonly suite: Suite;
+  readonly check: string;
+  record(conn: HarakaConnection, ev: Evidence): void;
+  /** decide with the suite's mode, record the decision and log what dry run holds back */
+  decide(conn: HarakaConnection, ev: Evidence, actions: OutcomeActions, replies: { reject: Reply; defer: Reply }): Decision;
+  /**
+   * wrap a hook body: next() once, errors and timeouts caught; `onError` answers faults (default:
+   * let the next plugin decide, i.e. a recorded skip)
+   */
+  hook<A extends unknown[]>(
+    name: string,
+    body: (conn: HarakaConnection, ...args: A) => Promise<HookOutcome> | HookOutcome,
+    onError?: (err: ShieldError, conn: HarakaConnection) => HookOutcome,
+  ): (next: Next, conn: HarakaConnection, ...args: A) => void;
+}
+
+/**
+ * Common set-up for a shield plugin, called from its register(): joins the suite, registers the
+ * init hooks that connect the store, the suite's lookup_rdns (once per process) and the summary
+ * line at disconnect (once per connection, by whichever shield plugin gets there first).
+ */
+export function setupShield(plugin: HarakaPlugin, check: string): Shield {
+  const s = getSuite(plugin);
+  const shield: Shield = {
+    suite: s,
+    check,
+    record: (conn, ev) => record(plugin, conn, ev),
+    decide(conn, ev, actions, replies) {
+      const d = decide(ev, actions, s.mode, replies);
+      if (d.wouldSend && !d.reply) conn.lognotice(plugin, `dryrun: would answer ${d.wouldSend.code} ${d.wouldSend.status} ${d.wouldSend.text}`);
+      if (d.action === 'tag') shieldNotes(conn).tags.push(`${ev.check}:${ev.reason}`);
+      return d;
+    },
+    hook(name, body, onError) {
+      return wrapHook(
+        {
+          plugin,
+          check,
+          budgetMs: () => s.config.current.hooks.budget * 1000,
+          onError: (err, conn) => (onError ? onError(err, conn) : undefined),
+        },
+        name,
+        body,
+      );
+    },
+  };
+
+  plugin.shield_init = (next: Next) => {
+    s.start();
+    next();
+  };
+  plugin.register_hook('init_master', 'shield_init');
+  plugin.register_hook('init_child', 'shield_init');
+
+  plugin.shield_summary = shield.hook('disconnect', (conn) => {
+    const n = shieldNotes(conn);
+    if (!n.summaryLogged && n.evidence.length) {
+      n.summaryLogged = true;
+      conn.loginfo(plugin, summarize(conn));
+    }
+  });
+  plugin.register_hook('disconnect', 'shield_summary');
+
+  if (s.claimRdns(plugin.name)) {
+    plugin.shield_lookup_rdns = shield.hook(
+      'lookup_rdns',
+      async (conn): Promise<HookOutcome> => {
+        const n = shieldNotes(conn);
+        // loopback needs no DNS (and a dev box may have none): answer at once
+        if (conn.remote.is_local) {
+          n.ptr = { status: 'nodata', names: [] };
+          return { ok: 'localhost' };
+        }
+        try {
+          const ans = await s.resolver.reverse(conn.remote.ip);
+          n.ptr = { status: ans.status, names: ans.records };
+          // Haraka's own convention for remote.host when there is no name
+          return { ok: ans.records[0] ?? 'NXDOMAIN' };
+        } catch {
+          n.ptr = { status: 'error', names: [] };
+          return { ok: 'DNSERROR' };
+        }
+      },
+      () => ({ ok: 'DNSERROR' }),
+    );
+    plugin.register_hook('lookup_rdns', 'shield_lookup_rdns');
+  }
+  return shield;
+}
