@@ -107,6 +107,11 @@ export class DnsFixture {
           if (t === 'MX') {
             const mx = d as { exchange: string; priority: number };
             answers.push({ type: 'MX', name: owner, ttl, data: { exchange: mx.exchange, preference: mx.priority } } as packet.Answer);
+          } else if (t === 'TXT') {
+            // one TXT record is a list of character-strings of at most 255 bytes
+            const text = d as string;
+            const chunks = text.match(/[^]{1,255}/g) ?? [''];
+            answers.push({ type: 'TXT', name: owner, ttl, data: chunks } as packet.Answer);
           } else {
             answers.push({ type: t, name: owner, ttl, data: d } as packet.Answer);
           }
