@@ -15,11 +15,18 @@ interface HookResult {
 describe('shield.relay plugin (haraka-test-fixtures)', () => {
   let plugin: Record<string, unknown> & { register(): void; hooks?: unknown };
   const errors: string[] = [];
+  const hooks: Array<[string, string, number]> = [];
 
   beforeEach(async () => {
     await resetSuite();
     plugin = fixtures.helpers.makePlugin('shield.relay', { register: false, configDir: path.join(__dirname, '..', 'fixtures', 'relay') });
     plugin.logerror = (m: string) => errors.push(m);
+    const orig = plugin.register_hook as (h: string, m: string, p?: number) => void;
+    hooks.length = 0;
+    plugin.register_hook = function (this: unknown, h: string, m: string, p?: number) {
+      hooks.push([h, m, p ?? 0]);
+      return orig.call(this, h, m, p);
+    };
     plugin.register();
   });
 
@@ -60,9 +67,7 @@ describe('shield.relay plugin (haraka-test-fixtures)', () => {
   });
 
   it('registers its rcpt hooks at priority -100 and 100', () => {
-    const reg = (fixtures.plugin as { registered_hooks: Record<string, Array<{ plugin: string; method: string; priority: number }>> }).registered_hooks;
-    const mine = (reg.rcpt ?? []).filter((h) => h.plugin === 'shield.relay');
-    const priorities = new Map(mine.map((h) => [h.method, h.priority]));
+    const priorities = new Map(hooks.filter((h) => h[0] === 'rcpt').map((h) => [h[1], h[2]]));
     assert.equal(priorities.get('relay_rcpt'), -100);
     assert.equal(priorities.get('relay_accept'), 100);
   });
