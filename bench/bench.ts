@@ -1,0 +1,111 @@
+/**
+ * npm run bench -- [--sessions N] [--concurrency C] [--dns-delay MS]
+ *
+ * Starts Haraka once per scenario (baseline without the suite, then with it), runs the same SMTP
+ * workload against each (sessions from distinct 127.0.0.x sources announcing 198.18/15 clients via
+ * PROXY; EHLO, MAIL, a local and a foreign RCPT, DATA with a few URLs, QUIT) and prints sessions/s,
+ * p50/p99 session latency and DNS queries per session, with the ratio to the baseline.
+ * To measure a new plugin, add a scenario below.
+ */
+import { DnsFixture } from '../test/helpers/dns-server';
+import { startHaraka, type HarakaOptions } from '../test/helpers/haraka';
+import { SmtpClient } from '../test/helpers/smtp';
+
+interface Scenario {
+  name: string;
+  opts: Omit<HarakaOptions, 'dns'>;
+}
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: 'baseline (no shield)',
+    opts: { plugins: ['bench.rdns', 'rcpt_to.in_host_list', 'queue/discard'], files: { host_list: 'example.com\n' } },
+  },
+  {
+    name: 'shield.relay',
+    opts: { plugins: ['shield.relay', 'queue/discard'], files: { 'shield.relay.ini': '[main]\ndomains = example.com\n' } },
+  },
+];
+
+const MESSAGE = [
+  'From: sender@example.org',
+  'To: rcpt@example.com',
+  'Subject: bench',
+  '',
+  'See https://www.example.net/a and http://shop.example.org/b?x=1',
+  'or https://example.com/c.',
+  '',
+].join('\r\n');
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+
+async function oneSession(port: number, n: number): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const c = await SmtpClient.connect({ port, localAddress: `127.0.0.${2 + (n % 240)}`, proxyFrom: `198.18.${(n >> 8) & 255}.${n & 255}` });
+  try {
+    if (c.greeting.code !== 220) throw new Error(c.greeting.text);
+    await c.cmd('EHLO bench.example.org');
+    await c.cmd('MAIL FROM:<sender@example.org>');
+    const ok = await c.cmd('RCPT TO:<rcpt@example.com>');
+    if (ok.code !== 250) throw new Error(`local rcpt: ${ok.text}`);
+    await c.cmd('RCPT TO:<victim@other.example>');
+    const d = await c.data(MESSAGE);
+    if (d.code !== 250) throw new Error(`data: ${d.text}`);
+  } finally {
+    await c.quit();
+  }
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+async function run(s: Scenario, dns: DnsFixture, sessions: number, concurrency: number) {
+  const h = await startHaraka({ ...s.opts, dns: dns.address, env: { BENCH_DNS: dns.address } });
+  try {
+    // warm-up: connections, JIT, caches of the process (not the DNS answers of the measured run)
+    for (let i = 0; i < 20; i++) await oneSession(h.port, 60000 + i);
+    dns.queries = [];
+    const lat: number[] = [];
+    let next = 0;
+    const t0 = Date.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < sessions) lat.push(await oneSession(h.port, next++));
+      }),
+    );
+    const secs = (Date.now() - t0) / 1000;
+    lat.sort((a, b) => a - b);
+    return { name: s.name, rate: sessions / secs, p50: pct(lat, 50), p99: pct(lat, 99), dnsPerSession: dns.queries.length / sessions };
+  } finally {
+    await h.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const sessions = arg('sessions', 500);
+  const concurrency = arg('concurrency', 20);
+  const delay = arg('dns-delay', 20);
+  const dns = await DnsFixture.start({}, { delayMs: delay });
+  console.log(`workload: ${sessions} sessions, concurrency ${concurrency}, DNS fixture delay ${delay} ms`);
+  const rows = [];
+  for (const s of SCENARIOS) rows.push(await run(s, dns, sessions, concurrency));
+  await dns.close();
+  const base = rows[0];
+  const pad = (v: string, n: number) => v.padStart(n);
+  console.log(`\n${'scenario'.padEnd(24)}${pad('sessions/s', 12)}${pad('p50 ms', 10)}${pad('p99 ms', 10)}${pad('DNS q/sess', 12)}${pad('vs base', 10)}`);
+  for (const r of rows) {
+    console.log(
+      `${r.name.padEnd(24)}${pad(r.rate.toFixed(1), 12)}${pad(r.p50.toFixed(1), 10)}${pad(r.p99.toFixed(1), 10)}${pad(r.dnsPerSession.toFixed(2), 12)}${pad(base ? (r.rate / base.rate).toFixed(2) : '-', 10)}`,
+    );
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
