@@ -228,17 +228,13 @@ export class ConfigHandle<S extends Schema> {
     private readonly plugin: Pick<HarakaPlugin, 'config' | 'logerror' | 'loginfo'>,
     readonly file: string,
     private readonly schema: S,
-    /** turns the parsed ini into derived structures (tries, sets); runs on every (re)load */
-    private readonly validate?: (cfg: SchemaOf<S>) => void,
   ) {
     this.current = this.read();
   }
 
   private read(): SchemaOf<S> {
     const raw = this.plugin.config.get(this.file, 'ini', () => this.reload()) as Record<string, Record<string, RawValue>>;
-    const cfg = parseConfig(this.file, this.schema, raw);
-    this.validate?.(cfg);
-    return cfg;
+    return parseConfig(this.file, this.schema, raw);
   }
 
   /** re-read the file; on error keep the last good config and say why */

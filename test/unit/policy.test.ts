@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import type { HarakaConnection } from '../../plugins/shield/core/haraka';
+import { decide, exemption, formatReply, reply } from '../../plugins/shield/core/policy';
+import { shieldNotes } from '../../plugins/shield/core/results';
+
+const replies = { reject: reply(550, '5.7.1', 'listed'), defer: reply(451, '4.7.1', 'try later') };
+const ev = (outcome: 'pass' | 'fail' | 'skip' | 'err') => ({ check: 't', outcome, reason: 'r' });
+
+describe('policy', () => {
+  it('maps fail and err to the configured action and its reply', () => {
+    assert.equal(formatReply(decide(ev('fail'), { fail: 'reject', err: 'defer' }, 'enforce', replies).reply!), '550 5.7.1 listed');
+    assert.equal(formatReply(decide(ev('fail'), { fail: 'defer', err: 'defer' }, 'enforce', replies).reply!), '451 4.7.1 try later');
+    assert.equal(formatReply(decide(ev('err'), { fail: 'reject', err: 'defer' }, 'enforce', replies).reply!), '451 4.7.1 try later');
+    assert.equal(decide(ev('err'), { fail: 'reject', err: 'ignore' }, 'enforce', replies).reply, null);
+    assert.equal(decide(ev('fail'), { fail: 'tag', err: 'ignore' }, 'enforce', replies).action, 'tag');
+    assert.equal(decide(ev('pass'), { fail: 'reject', err: 'reject' }, 'enforce', replies).reply, null);
+    assert.equal(decide(ev('skip'), { fail: 'reject', err: 'reject' }, 'enforce', replies).reply, null);
+  });
+
+  it('never turns an infrastructure error into a permanent rejection', () => {
+    const d = decide(ev('err'), { fail: 'reject', err: 'reject' }, 'enforce', replies);
+    assert.equal(d.action, 'defer');
+    assert.equal(d.reply?.code, 451);
+  });
+
+  it('dry run sends nothing but says what it would have sent', () => {
+    const d = decide(ev('fail'), { fail: 'reject', err: 'defer' }, 'dryrun', replies);
+    assert.equal(d.reply, null);
+    assert.equal(d.wouldSend?.code, 550);
+  });
+
+  it('refuses a reply whose code and status classes differ', () => {
+    assert.throws(() => reply(550, '4.7.1', 'x'), /classes differ/);
+  });
+
+  it('names the exemption that applies, in order, and only the ones asked for', () => {
+    const conn = { notes: {}, remote: { is_private: true } } as unknown as HarakaConnection;
+    assert.equal(exemption(conn, {}), 'private_ip');
+    assert.equal(exemption(conn, { privateIps: false }), null);
+    shieldNotes(conn).allowlisted = true;
+    assert.equal(exemption(conn, {}), 'allowlisted');
+    conn.notes.auth_user = 'alice';
+    assert.equal(exemption(conn, {}), 'authenticated');
+    shieldNotes(conn).relayClient = true;
+    assert.equal(exemption(conn, {}), 'relay_client');
+    assert.equal(exemption(conn, { relayClients: false, authenticated: false }), 'allowlisted');
+  });
+});
