@@ -7,11 +7,14 @@
  *       add the default shield*.ini files it does not have yet (existing files are never touched).
  *   haraka-shield config [PLUGIN]
  *       print every config key with its type, default and documentation.
+ *   haraka-shield block|allow add|remove|list|test ...
+ *       manage the shared block and allow entries (see LISTS_USAGE in lists.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { describeSchema } from '../plugins/shield/core/config';
 import { SUITE_SCHEMA } from '../plugins/shield/core/suite';
+import { CliError, LISTS_USAGE, listsCommand } from './lists';
 
 const PKG_ROOT = path.resolve(__dirname, '..');
 
@@ -19,7 +22,10 @@ function usage(code: number): never {
   const text = `usage:
   haraka-shield install [--enable NAME[,NAME...]] [DIR]   link the plugins into a Haraka instance (default: .)
   haraka-shield config [PLUGIN]                          list config keys, types, defaults and docs
-  haraka-shield --help`;
+  haraka-shield block|allow add|remove|list|test ...     shared block and allow entries (block --help)
+  haraka-shield --help
+
+${LISTS_USAGE}`;
   (code === 0 ? console.log : console.error)(text);
   process.exit(code);
 }
@@ -106,6 +112,18 @@ function printConfig(plugin: string | undefined): void {
 }
 
 function main(argv: string[]): void {
+  if (argv[0] === 'block' || argv[0] === 'allow') {
+    const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(`haraka-shield: ${l}`) };
+    listsCommand(argv[0], argv.slice(1), io).then(
+      (code) => process.exit(code),
+      (err: unknown) => {
+        if (err instanceof CliError) fail(err.message);
+        console.error(err);
+        process.exit(1);
+      },
+    );
+    return;
+  }
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') usage(cmd ? 0 : 2);
   if (cmd === 'install') {

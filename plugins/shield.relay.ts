@@ -5,8 +5,10 @@
  * Hooks: connect (marks relay clients), rcpt at priority -100 (refuses before any other recipient
  * plugin can accept), rcpt at priority 100 (accepts local recipients that no other plugin refused).
  */
+import { errorMessage } from './shield/core/errors';
 import { f, ConfigHandle, type SchemaOf } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
+import { parseLines } from './shield/core/lists';
 import { IpSet, cidrItem } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
 import { shieldNotes } from './shield/core/results';
@@ -43,17 +45,7 @@ interface RelayPlugin extends HarakaPlugin {
 function readListFile(plugin: RelayPlugin, file: string, item: (s: string) => string): string[] {
   if (!file) return [];
   const lines = (plugin.config.get(file, 'data', () => rebuild(plugin)) as string[] | null) ?? [];
-  const out: string[] = [];
-  lines.forEach((line, i) => {
-    const text = line.replace(/#.*$/, '').trim();
-    if (!text) return;
-    try {
-      out.push(item(text));
-    } catch (err) {
-      plugin.logerror(`${file} line ${i + 1}: ${err instanceof Error ? err.message : String(err)}; line skipped`);
-    }
-  });
-  return out;
+  return parseLines(lines, item, (n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`));
 }
 
 function domainItem(s: string): string {
@@ -73,7 +65,7 @@ function rebuild(plugin: RelayPlugin): void {
     plugin.policy = buildPolicy(plugin, plugin.cfg.current);
     plugin.loginfo(`relay networks: ${plugin.policy.networks.size}, local domains: ${plugin.policy.domains.size}`);
   } catch (err) {
-    plugin.logerror(`keeping the previous relay policy: ${err instanceof Error ? err.message : String(err)}`);
+    plugin.logerror(`keeping the previous relay policy: ${errorMessage(err)}`);
   }
 }
 

@@ -18,9 +18,8 @@
  * |                                         | sides, so U-label and punycode are the same domain          |
  * | unqualified  <user>                     | refused (unqualified), except <postmaster> (RFC 5321 §4.1.1.3) |
  */
-import { domainToASCII } from 'node:url';
 import type { IpSet } from '../core/net';
-import { parseIp } from '../core/net';
+import { normalizeHostname, parseIp } from '../core/net';
 import type { Evidence } from '../core/results';
 
 export interface RelayPolicy {
@@ -60,19 +59,13 @@ export interface RelayEvidence extends Evidence {
  * "[canonical ip]". Null when it is not a usable domain.
  */
 export function normalizeDomain(input: string): string | null {
-  let d = input.trim().toLowerCase();
+  const d = input.trim();
   if (d.startsWith('[')) {
     if (!d.endsWith(']')) return null;
     const ip = parseIp(d);
     return ip ? `[${ip.text}]` : null;
   }
-  if (d.endsWith('.')) d = d.slice(0, -1);
-  if (!d || d.length > 253) return null;
-  const ascii = domainToASCII(d);
-  if (!ascii) return null;
-  const labels = ascii.split('.');
-  if (labels.some((l) => !/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l))) return null;
-  return ascii;
+  return normalizeHostname(d);
 }
 
 /** Is the client allowed to relay at all (before looking at a recipient)? */

@@ -5,7 +5,7 @@
  * ConfigError naming file, section and key. `ConfigHandle` loads a file through Haraka, reloads it
  * when it changes and keeps the last good config when the new file is bad.
  */
-import { ConfigError } from './errors';
+import { ConfigError, errorMessage } from './errors';
 import type { HarakaPlugin } from './haraka';
 
 /** What haraka-config hands us for one ini value: it turns integers and floats into numbers. */
@@ -196,7 +196,7 @@ export function parseConfig<S extends Schema>(
       try {
         sect[key] = field.parse(value);
       } catch (err) {
-        throw new ConfigError(file, section, key, err instanceof Error ? err.message : String(err));
+        throw new ConfigError(file, section, key, errorMessage(err));
       }
     }
     out[section] = sect;
@@ -242,7 +242,7 @@ export class ConfigHandle<S extends Schema> {
     try {
       this.current = this.read();
     } catch (err) {
-      this.plugin.logerror(`${err instanceof Error ? err.message : String(err)}; keeping the last good ${this.file}`);
+      this.plugin.logerror(`${errorMessage(err)}; keeping the last good ${this.file}`);
       return false;
     }
     this.plugin.loginfo(`reloaded ${this.file}`);

@@ -70,6 +70,14 @@ export class HookTimeoutError extends ShieldError {
 /** Any thrown value as a ShieldError (unknown exceptions become INTERNAL). */
 export function asShieldError(err: unknown): ShieldError {
   if (err instanceof ShieldError) return err;
-  const msg = err instanceof Error ? err.message : String(err);
-  return new ShieldError('INTERNAL', msg, true, { cause: err });
+  return new ShieldError('INTERNAL', errorMessage(err), true, { cause: err });
+}
+
+/**
+ * The message of any thrown value. Plugin code runs in Haraka's vm sandbox, whose Error is not this
+ * realm's, so `instanceof Error` is not a reliable test across that line.
+ */
+export function errorMessage(err: unknown): string {
+  if (err && typeof err === 'object' && typeof (err as { message?: unknown }).message === 'string') return (err as { message: string }).message;
+  return String(err);
 }

@@ -2,6 +2,7 @@
  * IP address and CIDR handling for the suite, on top of ipaddr.js. IPv4-mapped IPv6 addresses
  * (::ffff:192.0.2.1) are always treated as the IPv4 address they carry.
  */
+import { domainToASCII } from 'node:url';
 import ipaddr from 'ipaddr.js';
 
 export type Family = 4 | 6;
@@ -80,10 +81,10 @@ export function parseCidr(input: string): Cidr {
 /**
  * A set of CIDR ranges with longest-prefix match. Ranges are kept in one hash map per prefix length,
  * so a lookup costs one masked-key hash probe per distinct prefix length in use (at most 33 / 129),
- * whatever the number of entries.
+ * whatever the number of entries. IPv4 keys are integers, IPv6 keys short strings.
  */
 export class IpSet<V = true> {
-  private readonly byLen: Record<Family, Map<number, Map<string, { cidr: string; value: V }>>> = { 4: new Map(), 6: new Map() };
+  private readonly byLen: Record<Family, Map<number, Map<number | string, { cidr: string; value: V }>>> = { 4: new Map(), 6: new Map() };
   private lens: Record<Family, number[]> = { 4: [], 6: [] };
   private count = 0;
 
@@ -97,28 +98,31 @@ export class IpSet<V = true> {
     return this.count;
   }
 
-  add(cidrText: string, value: V): Cidr {
-    const c = parseCidr(cidrText);
+  add(cidrText: string | Cidr, value: V): Cidr {
+    const c = typeof cidrText === 'string' ? parseCidr(cidrText) : cidrText;
     let m = this.byLen[c.family].get(c.prefix);
     if (!m) {
       m = new Map();
       this.byLen[c.family].set(c.prefix, m);
       this.lens[c.family] = [...this.byLen[c.family].keys()].sort((a, b) => b - a);
     }
-    const key = keyOf(c.bytes);
+    const key = keyOf(c.family, c.bytes, c.prefix);
     if (!m.has(key)) this.count++;
     m.set(key, { cidr: c.cidr, value });
     return c;
   }
 
-  /** the most specific range containing ip, or null; a string that is not an IP never matches */
-  match(ip: string | ParsedIp): { cidr: string; value: V } | null {
+  /**
+   * The most specific range containing ip (whose value `accept` takes, when given), or null; a
+   * string that is not an IP never matches.
+   */
+  match(ip: string | ParsedIp, accept?: (value: V) => boolean): { cidr: string; value: V } | null {
     const p = typeof ip === 'string' ? parseIp(ip) : ip;
     if (!p) return null;
     const maps = this.byLen[p.family];
     for (const len of this.lens[p.family]) {
-      const hit = (maps.get(len) as Map<string, { cidr: string; value: V }>).get(keyOf(maskBytes(p.bytes, len)));
-      if (hit) return hit;
+      const hit = (maps.get(len) as Map<number | string, { cidr: string; value: V }>).get(keyOf(p.family, p.bytes, len));
+      if (hit && (!accept || accept(hit.value))) return hit;
     }
     return null;
   }
@@ -128,11 +132,30 @@ export class IpSet<V = true> {
   }
 }
 
-function keyOf(bytes: readonly number[]): string {
-  return String.fromCharCode(...bytes);
+/** the key of the first `len` bits: an integer for IPv4, a string of bytes for IPv6 */
+function keyOf(family: Family, bytes: readonly number[], len: number): number | string {
+  if (family === 4) {
+    const n = (((bytes[0] as number) << 24) | ((bytes[1] as number) << 16) | ((bytes[2] as number) << 8) | (bytes[3] as number)) >>> 0;
+    return len === 0 ? 0 : Math.floor(n / 2 ** (32 - len));
+  }
+  return String.fromCharCode(...maskBytes(bytes, len));
 }
 
 /** The list item converter for config: validates a CIDR and returns its canonical form. */
 export function cidrItem(text: string): string {
   return parseCidr(text).cidr;
+}
+
+/**
+ * A host or domain name in the form the suite compares: lower case, A-labels (IDN), no final dot.
+ * Null when it is not a usable name (address literals included). `underscore` admits "_" in labels.
+ */
+export function normalizeHostname(input: string, underscore = false): string | null {
+  let d = input.trim().toLowerCase();
+  if (d.endsWith('.')) d = d.slice(0, -1);
+  if (!d || d.length > 253 || d.startsWith('[')) return null;
+  const ascii = domainToASCII(d);
+  if (!ascii) return null;
+  const label = underscore ? /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/ : /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+  return ascii.split('.').every((l) => label.test(l)) ? ascii : null;
 }

@@ -6,7 +6,7 @@
  * logged once each.
  */
 import path from 'node:path';
-import { StoreError } from './errors';
+import { StoreError, errorMessage } from './errors';
 import { RedisStore, type RedisLike } from './redis-store';
 import { MemoryStore, type Clock, type LeaseResult, type SetEntry, type Store, systemClock } from './store';
 
@@ -15,7 +15,7 @@ export interface StoreLog {
   info(msg: string): void;
 }
 
-interface RedisClient extends RedisLike {
+export interface RedisClient extends RedisLike {
   connect(): Promise<unknown>;
   on(event: string, fn: (...args: unknown[]) => void): unknown;
   destroy?(): void;
@@ -48,6 +48,22 @@ export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error
 function redisModule(): { createClient(opts: Record<string, unknown>): RedisClient } {
   const base = path.dirname(require.resolve('haraka-plugin-redis'));
   return require(require.resolve('redis', { paths: [base] })) as { createClient(opts: Record<string, unknown>): RedisClient };
+}
+
+/**
+ * A node-redis client for `endpoint` that never queues commands while offline and reconnects with
+ * back-off (`reconnect: false` for one-shot tools, which should fail rather than wait).
+ */
+export function createRedisClient(endpoint: RedisEndpoint, opts: { reconnect?: boolean; connectTimeoutMs?: number } = {}): RedisClient {
+  return redisModule().createClient({
+    ...endpoint,
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: opts.connectTimeoutMs ?? 2000,
+      ...endpoint.socket,
+      reconnectStrategy: opts.reconnect === false ? false : (retries: number) => Math.min(100 * 2 ** Math.min(retries, 6), 5000),
+    },
+  });
 }
 
 /** redis.ini as haraka-plugin-redis reads it: its [server] section, normalised by that plugin. */
@@ -88,15 +104,7 @@ export class ResilientStore implements Store {
   connect(endpoint: RedisEndpoint): void {
     if (this.client) return;
     this.endpoint = describeEndpoint(endpoint);
-    const client = redisModule().createClient({
-      ...endpoint,
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: 2000,
-        ...endpoint.socket,
-        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 6), 5000),
-      },
-    });
+    const client = createRedisClient(endpoint);
     this.attach(client);
     client.connect().catch((err: unknown) => this.markDown(err));
   }
@@ -139,20 +147,29 @@ export class ResilientStore implements Store {
     this.up = false;
     if (this.announcedDown) return;
     this.announcedDown = true;
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorMessage(err);
     this.log.warn(`shared store: Redis at ${this.endpoint || 'redis.ini'} unavailable (${why}); using this node's memory until it is back`);
   }
 
   private async run<T>(op: (s: Store) => Promise<T>): Promise<T> {
+    const r = await this.shared(op);
+    return r ? r.value : op(this.memory);
+  }
+
+  /**
+   * Run `op` on Redis only: `{ value }` when Redis answered, null when it is not configured, not
+   * connected or failed (then marked down). For readers that must tell the fleet's view from this
+   * node's fallback memory (e.g. list snapshots that should survive an outage).
+   */
+  async shared<T>(op: (s: Store) => Promise<T>): Promise<{ value: T } | null> {
     const redis = this.redis;
-    if (redis && this.client?.isReady) {
-      try {
-        return await withTimeout(op(redis), this.opts.timeoutMs, () => new StoreError('STORE_TIMEOUT', `Redis did not answer in ${this.opts.timeoutMs} ms`));
-      } catch (err) {
-        this.markDown(err);
-      }
+    if (!redis || !this.client?.isReady) return null;
+    try {
+      return { value: await withTimeout(op(redis), this.opts.timeoutMs, () => new StoreError('STORE_TIMEOUT', `Redis did not answer in ${this.opts.timeoutMs} ms`)) };
+    } catch (err) {
+      this.markDown(err);
+      return null;
     }
-    return op(this.memory);
   }
 
   incr(key: string, by: number, ttlSec: number): Promise<number> {

@@ -8,6 +8,7 @@ import { Resolver, parseNameserver } from './dns';
 import type { ShieldError } from './errors';
 import type { HarakaConnection, HarakaPlugin, Next } from './haraka';
 import { wrapHook, type HookOutcome } from './hook';
+import { SharedLists } from './lists';
 import { decide, type Decision, type Mode, type OutcomeActions, type Reply } from './policy';
 import { record, shieldNotes, summarize, type Evidence } from './results';
 import { ResilientStore, redisEndpointFromIni } from './shared-store';
@@ -42,6 +43,8 @@ export type SuiteConfig = SchemaOf<typeof SUITE_SCHEMA>;
 export class Suite {
   readonly config: ConfigHandle<typeof SUITE_SCHEMA>;
   readonly store: ResilientStore;
+  /** the store-held block and allow entries (blockTemporarily for every plugin) */
+  readonly lists: SharedLists;
   private resolverInstance: Resolver | null = null;
   private started = false;
   private rdnsOwner: string | null = null;
@@ -53,6 +56,7 @@ export class Suite {
       { warn: (m) => plugin.logwarn(m), info: (m) => plugin.loginfo(m) },
       { prefix: c.store.prefix, timeoutMs: c.store.timeout * 1000 },
     );
+    this.lists = new SharedLists(this.store);
     // a new [dns] section takes effect for the next query
     this.config.onChange(() => {
       this.resolverInstance = null;

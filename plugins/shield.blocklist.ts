@@ -1,0 +1,313 @@
+/**
+ * shield.blocklist: the postmaster's own block and allow lists, from files in config/ and from the
+ * shared store (Redis: every node sees a change within sync_interval), managed with
+ * `haraka-shield block|allow ...` and fed by other plugins through `suite.lists.blockTemporarily`.
+ *
+ * Hooks: connect (client IP and rDNS: block, or mark allowlisted), helo/ehlo (HELO name blocks),
+ * mail (sender), rcpt (recipients; client blocks too when delay_reject is on).
+ */
+import { errorMessage } from './shield/core/errors';
+import { f, ConfigHandle } from './shield/core/config';
+import { VERSION_KEY, SharedLists, listFileEntries, safeText, type ListEntry, type ListName } from './shield/core/lists';
+import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
+import { parseIp, type ParsedIp } from './shield/core/net';
+import { reply, type Reply } from './shield/core/policy';
+import { shieldNotes, type Evidence } from './shield/core/results';
+import { setupShield, type Shield } from './shield/core/suite';
+import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type AddressVerdict, type ClientVerdict } from './shield/checks/lists';
+
+export const SCHEMA = {
+  main: {
+    block_file: f.str('shield.blocklist.block', 'file in config/ with block entries: one "[kind:]entry [reason]" per line, # comments, reloaded live (missing file = none)'),
+    allow_file: f.str('shield.blocklist.allow', 'file in config/ with allow entries, same format'),
+    delay_reject: f.bool(false, 'refuse a blocked client at RCPT instead of at connect, so it can still reach the delay_reject_exempt mailboxes (RFC 5321 4.5.1) and the log shows sender and recipients'),
+    delay_reject_exempt: f.list(['postmaster', 'abuse'], 'local parts a blocked client may still write to when delay_reject is on', (s) => {
+      if (!/^[^\s@]+$/.test(s)) throw new Error(`"${s}" is not a local part`);
+      return s.toLowerCase();
+    }),
+    show_reason: f.bool(false, 'add the entry\'s reason text to the reply (reasons are often internal notes; off by default)'),
+    contact: f.str('', 'text appended to every refusal, e.g. "contact postmaster@example.com"'),
+    sync_interval: f.duration(1, 'how often this node checks the shared store for changes (one small Redis read)', { min: 0.1, max: 300 }),
+    max_rdns_names: f.int(5, 'most PTR names of a client matched against the lists and forward-confirmed for allow entries', { min: 1, max: 20 }),
+  },
+} as const;
+
+type RcptParams = [HarakaAddress, Record<string, string | null>];
+type MailParams = [HarakaAddress, Record<string, string | null>];
+
+/** what this plugin remembers per connection */
+interface ClientState {
+  verdict: ClientVerdict;
+}
+
+interface BlocklistPlugin extends HarakaPlugin {
+  shield: Shield;
+  cfg: ConfigHandle<typeof SCHEMA>;
+  files: EntryIndex;
+  /** entries from Redis (the fleet's), kept through a Redis outage */
+  sharedIndex: EntryIndex;
+  sharedVersion: number | null;
+  /** entries in this node's memory store (memory backend, or added while Redis was down) */
+  localIndex: EntryIndex;
+  localVersion: number | null;
+  lists: Lists;
+  syncing: boolean;
+  syncAgain: boolean;
+  timer: NodeJS.Timeout | null;
+}
+
+const NOTE = 'shield.blocklist';
+
+function state(conn: HarakaConnection): ClientState | undefined {
+  return conn.notes[NOTE] as ClientState | undefined;
+}
+
+function readFiles(plugin: BlocklistPlugin): EntryIndex {
+  const entries: ListEntry[] = [];
+  const m = plugin.cfg.current.main;
+  for (const [list, file] of [['block', m.block_file], ['allow', m.allow_file]] as Array<[ListName, string]>) {
+    if (!file) continue;
+    const lines = (plugin.config.get(file, 'data', () => reloadFiles(plugin)) as string[] | null) ?? [];
+    entries.push(...listFileEntries(file, list, lines, (n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`)));
+  }
+  return new EntryIndex(entries);
+}
+
+function relink(plugin: BlocklistPlugin): void {
+  plugin.lists = new Lists([plugin.files, plugin.sharedIndex, plugin.localIndex]);
+}
+
+function reloadFiles(plugin: BlocklistPlugin): void {
+  try {
+    plugin.files = readFiles(plugin);
+    relink(plugin);
+    plugin.loginfo(`list files: ${plugin.files.size} entries`);
+  } catch (err) {
+    plugin.logerror(`keeping the previous list files: ${errorMessage(err)}`);
+  }
+}
+
+/**
+ * Bring the store-held entries up to date: one counter read per source when nothing changed, the
+ * entries only when the counter moved. Redis entries are kept while Redis is unreachable.
+ */
+export async function sync(plugin: BlocklistPlugin): Promise<void> {
+  if (plugin.syncing) {
+    plugin.syncAgain = true;
+    return;
+  }
+  plugin.syncing = true;
+  try {
+    const store = plugin.shield.suite.store;
+    const v = await store.shared((s) => s.getCount(VERSION_KEY));
+    if (v && v.value !== plugin.sharedVersion) {
+      const got = await store.shared((s) => new SharedLists(s).entries());
+      if (got) {
+        plugin.sharedIndex = new EntryIndex(got.value);
+        plugin.sharedVersion = v.value;
+        relink(plugin);
+      }
+    }
+    const mv = await store.memory.getCount(VERSION_KEY);
+    if (mv !== plugin.localVersion) {
+      plugin.localIndex = new EntryIndex(await new SharedLists(store.memory).entries());
+      plugin.localVersion = mv;
+      relink(plugin);
+    }
+  } catch (err) {
+    plugin.logerror(`list sync failed: ${errorMessage(err)}`);
+  } finally {
+    plugin.syncing = false;
+    if (plugin.syncAgain) {
+      plugin.syncAgain = false;
+      void sync(plugin);
+    }
+  }
+}
+
+function startSync(plugin: BlocklistPlugin): void {
+  if (plugin.timer) clearInterval(plugin.timer);
+  plugin.timer = setInterval(() => void sync(plugin), plugin.cfg.current.main.sync_interval * 1000);
+  plugin.timer.unref();
+}
+
+function ptrNames(conn: HarakaConnection): string[] {
+  const ptr = shieldNotes(conn).ptr;
+  if (ptr) return [...ptr.names];
+  const h = conn.remote.host;
+  return h && !/^(NXDOMAIN|DNSERROR|localhost)$/i.test(h) ? [h] : [];
+}
+
+export interface RefusalOptions {
+  readonly show_reason: boolean;
+  readonly contact: string;
+}
+
+/** the refusal text for a client, sender or recipient block */
+function refusalText(opts: RefusalOptions, what: string, entry: ListEntry | undefined): string {
+  let text = `${what} is on this server's local blocklist`;
+  if (opts.show_reason && entry?.reason) text += ` (${safeText(entry.reason)})`;
+  if (opts.contact) text += `; ${safeText(opts.contact)}`;
+  return text;
+}
+
+function clientWhat(v: ClientVerdict): string {
+  if (v.by === 'ip') return `your address ${v.subject}`;
+  if (v.by === 'rdns') return `your host name ${v.subject}`;
+  return `the HELO name ${v.subject}`;
+}
+
+export function clientEvidence(v: ClientVerdict): Evidence {
+  const e = v.match?.entry;
+  const data = e ? { entry: `${e.kind}:${e.value}`, source: e.source, subject: v.subject } : {};
+  if (v.verdict === 'allow') return { check: 'blocklist', outcome: 'pass', reason: `allow_${v.by}`, data };
+  if (v.unconfirmed) return { check: 'blocklist', outcome: 'err', reason: `block_${v.by}_unconfirmed`, data };
+  return { check: 'blocklist', outcome: 'fail', reason: `block_${v.by}`, data };
+}
+
+/**
+ * The replies for a blocked client at `stage`: 554 at connect (RFC 5321 3.1), 550 later; `defer` is
+ * for a block that stands only because a forward confirmation failed on a DNS fault.
+ */
+export function clientReplies(opts: RefusalOptions, v: ClientVerdict, stage: 'connect' | 'helo' | 'mail' | 'rcpt'): { reject: Reply; defer: Reply } {
+  const text = refusalText(opts, clientWhat(v), v.match?.entry);
+  const retry = `Cannot verify your host name ${v.subject} right now; please try again later`;
+  return stage === 'connect'
+    ? { reject: reply(554, '5.7.1', `Connection refused: ${text}`, true), defer: reply(421, '4.7.1', retry, true) }
+    : { reject: reply(550, '5.7.1', text), defer: reply(451, '4.7.1', retry) };
+}
+
+/** the replies for a blocked envelope sender or recipient */
+export function addressReplies(opts: RefusalOptions, kind: 'sender' | 'rcpt', v: AddressVerdict): { reject: Reply; defer: Reply } {
+  const text = refusalText(opts, `${kind === 'sender' ? 'Sender' : 'Recipient'} ${v.address}`, v.match?.entry);
+  return { reject: reply(550, '5.7.1', text), defer: reply(451, '4.7.1', text) };
+}
+
+function clientReply(plugin: BlocklistPlugin, conn: HarakaConnection, v: ClientVerdict, stage: 'connect' | 'helo' | 'mail' | 'rcpt'): Reply | null {
+  return plugin.shield.decide(conn, clientEvidence(v), { fail: 'reject', err: 'defer' }, clientReplies(plugin.cfg.current.main, v, stage)).reply;
+}
+
+async function confirmName(plugin: BlocklistPlugin, name: string, ip: ParsedIp): Promise<boolean> {
+  const ans = await plugin.shield.suite.resolver.query(name, ip.family === 4 ? 'A' : 'AAAA');
+  return ans.records.some((r) => parseIp(r)?.text === ip.text);
+}
+
+/** sender or recipient entries: 550 5.7.1 for a block, nothing otherwise */
+function addressCheck(plugin: BlocklistPlugin, conn: HarakaConnection, kind: 'sender' | 'rcpt', address: string): Reply | undefined {
+  const v = checkAddress(kind, address, plugin.lists, Date.now());
+  if (v.verdict === 'none') return undefined;
+  const e = v.match?.entry;
+  const ev: Evidence = {
+    check: 'blocklist',
+    outcome: v.verdict === 'block' ? 'fail' : 'pass',
+    reason: `${v.verdict}_${kind}`,
+    data: { entry: `${e?.kind}:${e?.value}`, source: e?.source, subject: v.address },
+  };
+  plugin.shield.record(conn, ev);
+  if (v.verdict === 'allow') return undefined;
+  return plugin.shield.decide(conn, ev, { fail: 'reject', err: 'defer' }, addressReplies(plugin.cfg.current.main, kind, v)).reply ?? undefined;
+}
+
+function rcptExempt(plugin: BlocklistPlugin, rcpt: HarakaAddress): boolean {
+  const user = (rcpt.user ?? '').toLowerCase();
+  return plugin.cfg.current.main.delay_reject_exempt.includes(user);
+}
+
+export function register(this: BlocklistPlugin): void {
+  this.shield = setupShield(this, 'blocklist');
+  this.cfg = new ConfigHandle(this, 'shield.blocklist.ini', SCHEMA);
+  this.sharedIndex = new EntryIndex();
+  this.sharedVersion = null;
+  this.localIndex = new EntryIndex();
+  this.localVersion = null;
+  this.syncing = false;
+  this.syncAgain = false;
+  this.timer = null;
+  this.files = readFiles(this);
+  relink(this);
+  this.cfg.onChange(() => {
+    reloadFiles(this);
+    startSync(this);
+  });
+  // a change made in this process (blockTemporarily, ...) applies here at once
+  this.shield.suite.lists.onChange(() => void sync(this));
+  startSync(this);
+  void sync(this);
+
+  this.blocklist_connect = this.shield.hook(
+    'connect',
+    async (conn) => {
+      const verdict = await checkClient({ ip: conn.remote.ip, ptrNames: ptrNames(conn) }, this.lists, {
+        now: Date.now(),
+        confirm: (name, ip) => confirmName(this, name, ip),
+        maxNames: this.cfg.current.main.max_rdns_names,
+      });
+      conn.notes[NOTE] = { verdict } satisfies ClientState;
+      for (const name of verdict.dnsErrors ?? []) {
+        this.shield.record(conn, { check: 'blocklist', outcome: 'err', reason: 'rdns_confirm', data: { name } });
+      }
+      if (verdict.verdict === 'none') return undefined;
+      this.shield.record(conn, clientEvidence(verdict));
+      if (verdict.verdict === 'allow') {
+        shieldNotes(conn).allowlisted = true;
+        return undefined;
+      }
+      if (this.cfg.current.main.delay_reject) return undefined;
+      return clientReply(this, conn, verdict, 'connect') ?? undefined;
+    },
+    () => reply(421, '4.3.0', 'Temporary failure checking the local lists; please try again later', true),
+  );
+  this.register_hook('connect', 'blocklist_connect', -90);
+
+  this.blocklist_helo = this.shield.hook(
+    'helo',
+    (conn, helo: string) => {
+      const st = state(conn);
+      if (!st) return undefined;
+      if (st.verdict.verdict === 'none') {
+        const v = checkHelo(String(helo ?? ''), this.lists, Date.now());
+        if (v.verdict === 'block') {
+          // sticky: a later HELO with another name does not clear it
+          st.verdict = v;
+          this.shield.record(conn, clientEvidence(v));
+        }
+      }
+      if (st.verdict.verdict !== 'block' || this.cfg.current.main.delay_reject) return undefined;
+      return clientReply(this, conn, st.verdict, 'helo') ?? undefined;
+    },
+    () => reply(451, '4.3.0', 'Temporary failure checking the local lists; please try again later'),
+  );
+  this.register_hook('helo', 'blocklist_helo', -90);
+  this.register_hook('ehlo', 'blocklist_helo', -90);
+
+  this.blocklist_mail = this.shield.hook(
+    'mail',
+    (conn, [from]: MailParams) => {
+      const st = state(conn);
+      if (st?.verdict.verdict === 'block' && !this.cfg.current.main.delay_reject) {
+        const r = clientReply(this, conn, st.verdict, 'mail');
+        if (r) return r;
+      }
+      if (!from?.host || !from.user) return undefined; // null sender <>
+      return addressCheck(this, conn, 'sender', `${from.user}@${from.host}`);
+    },
+    () => reply(451, '4.3.0', 'Temporary failure checking the local lists; please try again later'),
+  );
+  this.register_hook('mail', 'blocklist_mail', -90);
+
+  // after shield.relay (-100): a foreign recipient is refused as a relay attempt first
+  this.blocklist_rcpt = this.shield.hook(
+    'rcpt',
+    (conn, [rcpt]: RcptParams) => {
+      const st = state(conn);
+      if (st?.verdict.verdict === 'block' && this.cfg.current.main.delay_reject && !rcptExempt(this, rcpt)) {
+        const r = clientReply(this, conn, st.verdict, 'rcpt');
+        if (r) return r;
+      }
+      if (!rcpt?.host || !rcpt.user) return undefined;
+      return addressCheck(this, conn, 'rcpt', `${rcpt.user}@${rcpt.host}`);
+    },
+    () => reply(451, '4.3.0', 'Temporary failure checking the local lists; please try again later'),
+  );
+  this.register_hook('rcpt', 'blocklist_rcpt', -50);
+}
