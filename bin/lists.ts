@@ -82,7 +82,11 @@ async function openStore(inst: Instance): Promise<{ lists: SharedLists; where: s
   try {
     await withTimeout(client.connect(), 4000, () => new Error('timed out'));
   } catch (err) {
-    client.destroy?.();
+    try {
+      client.destroy?.();
+    } catch {
+      /* never connected: nothing to close */
+    }
     throw new CliError(`cannot reach Redis at ${where} (${lastError || (errorMessage(err))}); nothing was changed`);
   }
   return {

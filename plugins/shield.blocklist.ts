@@ -169,7 +169,7 @@ export function clientEvidence(v: ClientVerdict): Evidence {
  * The replies for a blocked client at `stage`: 554 at connect (RFC 5321 3.1), 550 later; `defer` is
  * for a block that stands only because a forward confirmation failed on a DNS fault.
  */
-export function clientReplies(opts: RefusalOptions, v: ClientVerdict, stage: 'connect' | 'helo' | 'mail' | 'rcpt'): { reject: Reply; defer: Reply } {
+export function clientReplies(opts: RefusalOptions, v: ClientVerdict, stage: 'connect' | 'helo' | 'rcpt'): { reject: Reply; defer: Reply } {
   const text = refusalText(opts, clientWhat(v), v.match?.entry);
   const retry = `Cannot verify your host name ${v.subject} right now; please try again later`;
   return stage === 'connect'
@@ -183,7 +183,7 @@ export function addressReplies(opts: RefusalOptions, kind: 'sender' | 'rcpt', v:
   return { reject: reply(550, '5.7.1', text), defer: reply(451, '4.7.1', text) };
 }
 
-function clientReply(plugin: BlocklistPlugin, conn: HarakaConnection, v: ClientVerdict, stage: 'connect' | 'helo' | 'mail' | 'rcpt'): Reply | null {
+function clientReply(plugin: BlocklistPlugin, conn: HarakaConnection, v: ClientVerdict, stage: 'connect' | 'helo' | 'rcpt'): Reply | null {
   return plugin.shield.decide(conn, clientEvidence(v), { fail: 'reject', err: 'defer' }, clientReplies(plugin.cfg.current.main, v, stage)).reply;
 }
 
@@ -283,11 +283,7 @@ export function register(this: BlocklistPlugin): void {
   this.blocklist_mail = this.shield.hook(
     'mail',
     (conn, [from]: MailParams) => {
-      const st = state(conn);
-      if (st?.verdict.verdict === 'block' && !this.cfg.current.main.delay_reject) {
-        const r = clientReply(this, conn, st.verdict, 'mail');
-        if (r) return r;
-      }
+      // (a client refused at HELO never gets here: Haraka wants an accepted HELO before MAIL)
       if (!from?.host || !from.user) return undefined; // null sender <>
       return addressCheck(this, conn, 'sender', `${from.user}@${from.host}`);
     },

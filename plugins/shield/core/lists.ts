@@ -57,9 +57,11 @@ export function normalizeAddress(input: string): string | null {
   const at = s.lastIndexOf('@');
   if (at <= 0) return null;
   let local = s.slice(0, at);
-  if (local.length >= 2 && local.startsWith('"') && local.endsWith('"')) local = local.slice(1, -1).replace(/\\(.)/g, '$1');
+  const quoted = local.length >= 2 && local.startsWith('"') && local.endsWith('"');
+  // Haraka hands plugins the local part unquoted; compare in that form
+  if (quoted) local = local.slice(1, -1).replace(/\\(.)/g, '$1');
   const domain = normalizeName(s.slice(at + 1));
-  if (!local || !domain || /[\s<>]/.test(local)) return null;
+  if (!local || !domain || /[\x00-\x1f<>]/.test(local) || (!quoted && /\s/.test(local))) return null;
   return `${local.toLowerCase()}@${domain}`;
 }
 

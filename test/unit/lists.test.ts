@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { EntryIndex, Lists, checkAddress, checkClient, checkHelo } from '../../plugins/shield/checks/lists';
+import {
+  SharedLists,
+  decodeEntry,
+  listFileEntries,
+  normalizeAddress,
+  parseEntryValue,
+  parseListLine,
+  type EntryKind,
+  type ListEntry,
+  type ListName,
+} from '../../plugins/shield/core/lists';
+import { parseIp } from '../../plugins/shield/core/net';
+import { MemoryStore } from '../../plugins/shield/core/store';
+
+const NOW = 1_800_000_000_000;
+
+function entry(list: ListName, text: string, kind?: EntryKind, expiresAt: number | null = null): ListEntry {
+  const p = parseEntryValue(text, kind);
+  return { list, ...p, reason: `r:${text}`, source: 'test', addedAt: null, expiresAt };
+}
+
+function lists(...entries: ListEntry[]): Lists {
+  return new Lists([new EntryIndex(entries)]);
+}
+
+const noDns = { now: NOW, confirm: async () => false };
+
+describe('list entries: parsing', () => {
+  it('guesses the kind: IP/CIDR -> ip, user@domain -> sender, a name -> domain', () => {
+    assert.deepEqual(parseEntryValue('192.0.2.7'), { kind: 'ip', value: '192.0.2.7/32' });
+    assert.deepEqual(parseEntryValue('198.51.100.0/24'), { kind: 'ip', value: '198.51.100.0/24' });
+    assert.deepEqual(parseEntryValue('2001:DB8::/32'), { kind: 'ip', value: '2001:db8::/32' });
+    assert.deepEqual(parseEntryValue('User@Example.COM.'), { kind: 'sender', value: 'user@example.com' });
+    assert.deepEqual(parseEntryValue('Mail.Example.NET.'), { kind: 'domain', value: 'mail.example.net' });
+  });
+
+  it('normalises IPv4-mapped IPv6 to IPv4, also for ranges', () => {
+    assert.deepEqual(parseEntryValue('::ffff:192.0.2.7'), { kind: 'ip', value: '192.0.2.7/32' });
+    assert.deepEqual(parseEntryValue('::ffff:198.51.100.0/120'), { kind: 'ip', value: '198.51.100.0/24' });
+  });
+
+  it('refuses CIDRs with host bits set, bad prefixes and legacy IPv4 forms', () => {
+    assert.throws(() => parseEntryValue('198.51.100.5/24'), /host bits set; did you mean 198\.51\.100\.0\/24/);
+    assert.throws(() => parseEntryValue('198.51.100.0/33'), /prefix length/);
+    assert.throws(() => parseEntryValue('2001:db8::1/32'), /host bits/);
+    assert.throws(() => parseEntryValue('10.1', 'ip'), /not an IP/);
+  });
+
+  it('takes IDN in either form, and refuses wildcards, bad names and IPs as names', () => {
+    assert.equal(parseEntryValue('bücher.example').value, 'xn--bcher-kva.example');
+    assert.equal(parseEntryValue('xn--bcher-kva.example').value, 'xn--bcher-kva.example');
+    assert.throws(() => parseEntryValue('*.example.com'), /already covers its subdomains/);
+    assert.throws(() => parseEntryValue('.example.com'), /already covers its subdomains/);
+    assert.throws(() => parseEntryValue('bad name!'), /not a host or domain name/);
+    assert.throws(() => parseEntryValue('192.0.2.1', 'domain'), /use an ip entry/);
+    assert.throws(() => parseEntryValue('a@b@', 'sender'), /not an email address/);
+  });
+
+  it('reads sender and rcpt entries as addresses or domains (@domain too)', () => {
+    assert.deepEqual(parseEntryValue('example.org', 'sender'), { kind: 'sender', value: 'example.org' });
+    assert.deepEqual(parseEntryValue('@Example.org', 'rcpt'), { kind: 'rcpt', value: 'example.org' });
+    assert.deepEqual(parseEntryValue('"Old User"@example.com', 'rcpt'), { kind: 'rcpt', value: 'old user@example.com' });
+    assert.equal(normalizeAddress('<A@B.example>'), 'a@b.example');
+  });
+
+  it('reads list lines: optional kind prefix, reason text, comments; IPv6 is not mistaken for a prefix', () => {
+    assert.deepEqual(parseListLine('rcpt:old@example.com retired in 2025'), { kind: 'rcpt', value: 'old@example.com', reason: 'retired in 2025' });
+    assert.deepEqual(parseListLine('2001:db8::/32'), { kind: 'ip', value: '2001:db8::/32', reason: '' });
+    assert.deepEqual(parseListLine('sender:example.org'), { kind: 'sender', value: 'example.org', reason: '' });
+  });
+
+  it('reports a bad line with its number and keeps the others', () => {
+    const bad: string[] = [];
+    const got = listFileEntries('f', 'block', ['# comment', '192.0.2.1  # host', '', '198.51.100.5/24', 'example.net spam'], (n, m) => bad.push(`${n}: ${m}`));
+    assert.deepEqual(
+      got.map((e) => [e.kind, e.value, e.reason, e.source]),
+      [
+        ['ip', '192.0.2.1/32', '', 'f:2'],
+        ['domain', 'example.net', 'spam', 'f:5'],
+      ],
+    );
+    assert.equal(bad.length, 1);
+    assert.match(bad[0] as string, /^4: .*host bits/);
+  });
+});
+
+describe('list matching', () => {
+  it('longest prefix wins between block and allow; allow wins a tie', async () => {
+    const l = lists(entry('block', '198.51.100.0/24'), entry('allow', '198.51.100.7'), entry('allow', '203.0.113.0/24'), entry('block', '203.0.113.0/24'));
+    assert.equal((await checkClient({ ip: '198.51.100.8', ptrNames: [] }, l, noDns)).verdict, 'block');
+    assert.equal((await checkClient({ ip: '198.51.100.7', ptrNames: [] }, l, noDns)).verdict, 'allow');
+    assert.equal((await checkClient({ ip: '203.0.113.9', ptrNames: [] }, l, noDns)).verdict, 'allow');
+    assert.equal((await checkClient({ ip: '198.51.101.1', ptrNames: [] }, l, noDns)).verdict, 'none');
+  });
+
+  it('matches CIDR edges exactly (first and last address, one outside)', async () => {
+    const l = lists(entry('block', '198.51.100.64/26'));
+    for (const [ip, v] of [
+      ['198.51.100.64', 'block'],
+      ['198.51.100.127', 'block'],
+      ['198.51.100.63', 'none'],
+      ['198.51.100.128', 'none'],
+    ] as const) {
+      assert.equal((await checkClient({ ip, ptrNames: [] }, l, noDns)).verdict, v, ip);
+    }
+  });
+
+  it('IPv6 ranges, and IPv4-mapped clients match IPv4 entries', async () => {
+    const l = lists(entry('block', '2001:db8:bad::/48'), entry('block', '192.0.2.0/24'), entry('block', '0.0.0.0/0', 'ip'));
+    assert.equal((await checkClient({ ip: '2001:db8:bad:1::5', ptrNames: [] }, l, noDns)).match?.entry.value, '2001:db8:bad::/48');
+    assert.equal((await checkClient({ ip: '2001:db8:bae::1', ptrNames: [] }, l, noDns)).verdict, 'none');
+    assert.equal((await checkClient({ ip: '::ffff:192.0.2.9', ptrNames: [] }, l, noDns)).match?.entry.value, '192.0.2.0/24');
+    // 0.0.0.0/0 covers every IPv4 client, none of the IPv6 ones
+    assert.equal((await checkClient({ ip: '203.0.113.1', ptrNames: [] }, l, noDns)).match?.entry.value, '0.0.0.0/0');
+  });
+
+  it('an expired entry stops matching and a less specific live one takes over', async () => {
+    const l = lists(entry('block', '198.51.100.0/24'), entry('allow', '198.51.100.7', 'ip', NOW - 1), entry('block', '203.0.113.5', 'ip', NOW + 1000));
+    assert.equal((await checkClient({ ip: '198.51.100.7', ptrNames: [] }, l, noDns)).verdict, 'block');
+    assert.equal((await checkClient({ ip: '203.0.113.5', ptrNames: [] }, l, noDns)).verdict, 'block');
+    assert.equal((await checkClient({ ip: '203.0.113.5', ptrNames: [] }, l, { ...noDns, now: NOW + 1000 })).verdict, 'none');
+  });
+
+  it('domain entries cover subdomains, not look-alikes; case and trailing dots do not matter', () => {
+    const l = lists(entry('block', 'spam.example'));
+    assert.equal(checkHelo('SPAM.example.', l, NOW).verdict, 'block');
+    assert.equal(checkHelo('a.b.spam.example', l, NOW).verdict, 'block');
+    assert.equal(checkHelo('notspam.example', l, NOW).verdict, 'none');
+    assert.equal(checkHelo('spam.example.org', l, NOW).verdict, 'none');
+    assert.equal(checkHelo('[192.0.2.1]', l, NOW).verdict, 'none');
+  });
+
+  it('IP entries decide before names: an IP allow beats a name block, an IP block beats a name allow', async () => {
+    const l = lists(entry('allow', '198.51.100.7'), entry('block', 'bad.example'), entry('block', '203.0.113.9'), entry('allow', 'good.example'));
+    const yes = { now: NOW, confirm: async () => true };
+    assert.equal((await checkClient({ ip: '198.51.100.7', ptrNames: ['x.bad.example'] }, l, yes)).verdict, 'allow');
+    assert.equal((await checkClient({ ip: '203.0.113.9', ptrNames: ['mx.good.example'] }, l, yes)).verdict, 'block');
+  });
+
+  it('an rDNS allow counts only when forward-confirmed; a block on the name stands otherwise', async () => {
+    const l = lists(entry('allow', 'partner.example'), entry('block', 'example'));
+    const asked: string[] = [];
+    const confirm = async (name: string, ip: ReturnType<typeof parseIp>): Promise<boolean> => {
+      asked.push(`${name} ${ip?.text}`);
+      return name === 'mx1.partner.example';
+    };
+    const ok = await checkClient({ ip: '192.0.2.1', ptrNames: ['MX1.Partner.Example.'] }, l, { now: NOW, confirm });
+    assert.equal(ok.verdict, 'allow');
+    assert.equal(ok.by, 'rdns');
+    assert.deepEqual(asked, ['mx1.partner.example 192.0.2.1']);
+    const forged = await checkClient({ ip: '192.0.2.2', ptrNames: ['mx2.partner.example'] }, l, { now: NOW, confirm });
+    assert.equal(forged.verdict, 'block');
+    assert.equal(forged.unconfirmed, false);
+  });
+
+  it('a DNS fault while confirming leaves an unconfirmed block (to defer), never an allow', async () => {
+    const l = lists(entry('allow', 'partner.example'), entry('block', 'example'));
+    const v = await checkClient({ ip: '192.0.2.1', ptrNames: ['mx.partner.example'] }, l, {
+      now: NOW,
+      confirm: async () => {
+        throw new Error('timeout');
+      },
+    });
+    assert.equal(v.verdict, 'block');
+    assert.equal(v.unconfirmed, true);
+    assert.deepEqual(v.dnsErrors, ['mx.partner.example']);
+  });
+
+  it('a more specific name block beats a broader name allow without asking DNS', async () => {
+    const l = lists(entry('allow', 'partner.example'), entry('block', 'dyn.partner.example'));
+    let asked = 0;
+    const v = await checkClient({ ip: '192.0.2.1', ptrNames: ['h1.dyn.partner.example'] }, l, {
+      now: NOW,
+      confirm: async () => {
+        asked++;
+        return true;
+      },
+    });
+    assert.equal(v.verdict, 'block');
+    assert.equal(asked, 0);
+  });
+
+  it('addresses: exact address beats its domain; sender allow carves an exception out of a domain block', () => {
+    const l = lists(entry('block', 'bulk.example', 'sender'), entry('allow', 'ceo@bulk.example', 'sender'), entry('block', 'old@example.com', 'rcpt'));
+    assert.equal(checkAddress('sender', 'x@mail.bulk.example', l, NOW).verdict, 'block');
+    assert.equal(checkAddress('sender', 'CEO@Bulk.Example', l, NOW).verdict, 'allow');
+    assert.equal(checkAddress('sender', 'old@example.com', l, NOW).verdict, 'none');
+    assert.equal(checkAddress('rcpt', 'Old@example.com.', l, NOW).verdict, 'block');
+    assert.equal(checkAddress('rcpt', 'new@example.com', l, NOW).verdict, 'none');
+  });
+
+  it('combines several indexes by specificity (a file block and a store allow)', async () => {
+    const l = new Lists([new EntryIndex([entry('block', '198.51.100.0/24')]), new EntryIndex([entry('allow', '198.51.100.7')])]);
+    assert.equal((await checkClient({ ip: '198.51.100.7', ptrNames: [] }, l, noDns)).verdict, 'allow');
+  });
+});
+
+describe('shared lists in the store', () => {
+  let now = NOW;
+  const store = new MemoryStore(() => now, 0);
+  const shared = new SharedLists(store, () => now);
+
+  it('adds entries with reason, source and expiry; bumps the version; removes', async () => {
+    const v0 = await shared.version();
+    let changes = 0;
+    shared.onChange(() => changes++);
+    await shared.add({ list: 'block', kind: 'ip', value: '198.51.100.0/24', ttlSec: 60, reason: 'snowshoe\r\nX-Injected: 1', source: 'cli:test' });
+    await shared.add({ list: 'allow', kind: 'domain', value: 'partner.example', ttlSec: null, reason: '', source: 'cli:test' });
+    assert.equal(await shared.version(), v0 + 2);
+    assert.equal(changes, 2);
+    const all = await shared.entries();
+    const b = all.find((e) => e.list === 'block');
+    assert.equal(b?.value, '198.51.100.0/24');
+    assert.equal(b?.reason, 'snowshoe X-Injected: 1', 'reasons are one printable line');
+    assert.equal(b?.source, 'cli:test');
+    assert.equal(b?.addedAt, NOW);
+    assert.equal(b?.expiresAt, NOW + 60000);
+    assert.equal(all.find((e) => e.list === 'allow')?.expiresAt, null);
+    assert.equal(await shared.remove('allow', 'domain', 'partner.example'), true);
+    assert.equal(await shared.remove('allow', 'domain', 'partner.example'), false);
+  });
+
+  it('blockTemporarily adds an expiring ip block that lapses by itself', async () => {
+    await shared.blockTemporarily('::ffff:203.0.113.9', 600, 'AUTH brute force', 'shield.auth');
+    const e = (await shared.entries()).find((x) => x.value === '203.0.113.9/32');
+    assert.equal(e?.list, 'block');
+    assert.equal(e?.source, 'shield.auth');
+    now += 600_001;
+    assert.equal((await shared.entries()).find((x) => x.value === '203.0.113.9/32'), undefined);
+    await assert.rejects(shared.blockTemporarily('203.0.113.9', 0, 'x', 'y'), /positive ttl/);
+    await assert.rejects(shared.blockTemporarily('not-an-ip', 60, 'x', 'y'), /not an IP/);
+  });
+
+  it('ignores store members it cannot read', () => {
+    assert.equal(decodeEntry('block|bogus|x', '{}', null), null);
+    assert.equal(decodeEntry('nolist', '{}', null), null);
+    assert.equal(decodeEntry('block|ip|192.0.2.1/32', 'not json', null)?.source, 'unknown');
+  });
+});
