@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigHandle, parseDuration, type SchemaOf } from '../plugins/shield/core/config';
 import type { HarakaConfig } from '../plugins/shield/core/haraka';
-import { ENTRY_KINDS, SharedLists, listFileEntries, parseEntryValue, type EntryKind, type ListEntry, type ListName } from '../plugins/shield/core/lists';
+import { ENTRY_KINDS, SharedLists, parseEntryValue, readListFiles, type EntryKind, type ListEntry, type ListName } from '../plugins/shield/core/lists';
 import { parseIp } from '../plugins/shield/core/net';
 import { formatReply } from '../plugins/shield/core/policy';
 import { RedisStore } from '../plugins/shield/core/redis-store';
@@ -62,13 +62,7 @@ function loadInstance(dir: string): Instance {
 }
 
 function fileEntries(inst: Instance, warn: (m: string) => void): ListEntry[] {
-  const out: ListEntry[] = [];
-  for (const [list, file] of [['block', inst.blocklist.main.block_file], ['allow', inst.blocklist.main.allow_file]] as Array<[ListName, string]>) {
-    if (!file) continue;
-    const lines = (inst.config.get(file, 'data') as string[] | null) ?? [];
-    out.push(...listFileEntries(file, list, lines, (n, msg) => warn(`config/${file} line ${n}: ${msg} (skipped)`)));
-  }
-  return out;
+  return readListFiles(inst.config, inst.blocklist.main, (file, n, msg) => warn(`config/${file} line ${n}: ${msg} (skipped)`));
 }
 
 /** the shared store of the instance: Redis, or null with the memory backend */
@@ -203,11 +197,11 @@ export async function listsCommand(list: ListName, argv: string[], io: Io): Prom
     }
 
     case 'list': {
-      const entries = fileEntries(inst, io.err).filter((e) => e.list === list);
+      let entries = fileEntries(inst, io.err).filter((e) => e.list === list);
       const store = await openStore(inst);
       if (store) {
         try {
-          entries.push(...(await store.lists.entries()).filter((e) => e.list === list));
+          entries = entries.concat((await store.lists.entries()).filter((e) => e.list === list));
         } finally {
           await store.close();
         }
@@ -228,11 +222,11 @@ export async function listsCommand(list: ListName, argv: string[], io: Io): Prom
       const ipText = positionals[0];
       const ip = ipText ? parseIp(ipText) : null;
       if (!ip || positionals.length > 1) throw new CliError(`block test: give one client IP address${ipText ? ` ("${ipText}" is not one)` : ''}`);
-      const entries = fileEntries(inst, io.err);
+      let entries = fileEntries(inst, io.err);
       const store = await openStore(inst);
       if (store) {
         try {
-          entries.push(...(await store.lists.entries()));
+          entries = entries.concat(await store.lists.entries());
         } finally {
           await store.close();
         }

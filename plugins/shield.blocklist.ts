@@ -8,7 +8,7 @@
  */
 import { errorMessage } from './shield/core/errors';
 import { f, ConfigHandle } from './shield/core/config';
-import { VERSION_KEY, SharedLists, listFileEntries, safeText, type ListEntry, type ListName } from './shield/core/lists';
+import { VERSION_KEY, SharedLists, readListFiles, safeText, type ListEntry } from './shield/core/lists';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { parseIp, type ParsedIp } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
@@ -63,13 +63,12 @@ function state(conn: HarakaConnection): ClientState | undefined {
 }
 
 function readFiles(plugin: BlocklistPlugin): EntryIndex {
-  const entries: ListEntry[] = [];
-  const m = plugin.cfg.current.main;
-  for (const [list, file] of [['block', m.block_file], ['allow', m.allow_file]] as Array<[ListName, string]>) {
-    if (!file) continue;
-    const lines = (plugin.config.get(file, 'data', () => reloadFiles(plugin)) as string[] | null) ?? [];
-    entries.push(...listFileEntries(file, list, lines, (n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`)));
-  }
+  const entries = readListFiles(
+    plugin.config,
+    plugin.cfg.current.main,
+    (file, n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`),
+    () => reloadFiles(plugin),
+  );
   return new EntryIndex(entries);
 }
 
@@ -103,14 +102,14 @@ export async function sync(plugin: BlocklistPlugin): Promise<void> {
     if (v && v.value !== plugin.sharedVersion) {
       const got = await store.shared((s) => new SharedLists(s).entries());
       if (got) {
-        plugin.sharedIndex = new EntryIndex(got.value);
+        plugin.sharedIndex = await EntryIndex.build(got.value);
         plugin.sharedVersion = v.value;
         relink(plugin);
       }
     }
     const mv = await store.memory.getCount(VERSION_KEY);
     if (mv !== plugin.localVersion) {
-      plugin.localIndex = new EntryIndex(await new SharedLists(store.memory).entries());
+      plugin.localIndex = await EntryIndex.build(await new SharedLists(store.memory).entries());
       plugin.localVersion = mv;
       relink(plugin);
     }

@@ -7,6 +7,7 @@ import {
   normalizeAddress,
   parseEntryValue,
   parseListLine,
+  readListFiles,
   type EntryKind,
   type ListEntry,
   type ListName,
@@ -83,6 +84,19 @@ describe('list entries: parsing', () => {
     );
     assert.equal(bad.length, 1);
     assert.match(bad[0] as string, /^4: .*host bits/);
+  });
+});
+
+describe('list files', () => {
+  it('reads a 200,000-line file (no argument-spreading limits) and names the file of a bad line', () => {
+    const lines = Array.from({ length: 200_000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+    lines.push('10.0.0.1/8');
+    const bad: string[] = [];
+    const config = { get: (name: string) => (name === 'big.block' ? lines : ['partner.example']) };
+    const got = readListFiles(config, { block_file: 'big.block', allow_file: 'small.allow' }, (f, n, m) => bad.push(`${f}:${n}: ${m}`));
+    assert.equal(got.length, 200_001);
+    assert.equal(got[200_000]?.list, 'allow');
+    assert.deepEqual(bad, ['big.block:200001: "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?']);
   });
 });
 

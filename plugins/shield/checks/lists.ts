@@ -49,6 +49,19 @@ export class EntryIndex {
     for (const e of entries) this.add(e);
   }
 
+  /**
+   * Build an index without holding the event loop for long: yields every `chunk` entries, so a
+   * node reloading a large shared list keeps answering SMTP meanwhile.
+   */
+  static async build(entries: readonly ListEntry[], chunk = 5000): Promise<EntryIndex> {
+    const ix = new EntryIndex();
+    for (let i = 0; i < entries.length; i++) {
+      ix.add(entries[i] as ListEntry);
+      if (i % chunk === chunk - 1) await new Promise((r) => setImmediate(r));
+    }
+    return ix;
+  }
+
   get size(): number {
     let n = this.ips.block.size + this.ips.allow.size;
     for (const list of ['block', 'allow'] as const) for (const m of Object.values(this.maps[list])) n += m.size;

@@ -10,6 +10,7 @@
  */
 import { errorMessage } from './errors';
 import { normalizeHostname, parseCidr, parseIp } from './net';
+import type { HarakaConfig } from './haraka';
 import type { Clock, Store } from './store';
 import { systemClock } from './store';
 
@@ -141,6 +142,29 @@ export function listFileEntries(file: string, list: ListName, lines: readonly st
     (text, line) => ({ list, ...parseListLine(text), source: `${file}:${line}`, addedAt: null, expiresAt: null }),
     onBad,
   );
+}
+
+/**
+ * The entries of the block and allow files named in shield.blocklist.ini, read through Haraka's
+ * config (so `onChange` fires when a file changes). Bad lines go to `onBad` and are skipped.
+ */
+export function readListFiles(
+  config: HarakaConfig,
+  files: { readonly block_file: string; readonly allow_file: string },
+  onBad: (file: string, lineNo: number, message: string) => void,
+  onChange?: () => void,
+): ListEntry[] {
+  let out: ListEntry[] = [];
+  for (const [list, file] of [
+    ['block', files.block_file],
+    ['allow', files.allow_file],
+  ] as Array<[ListName, string]>) {
+    if (!file) continue;
+    const lines = ((onChange ? config.get(file, 'data', onChange) : config.get(file, 'data')) as string[] | null) ?? [];
+    // concat, not push(...): a list may hold hundreds of thousands of entries
+    out = out.concat(listFileEntries(file, list, lines, (n, msg) => onBad(file, n, msg)));
+  }
+  return out;
 }
 
 /** Text fit for an SMTP reply or a log line: printable ASCII, one line, bounded. */
