@@ -224,6 +224,7 @@ export function register(this: BlocklistPlugin): void {
   this.timer = null;
   this.files = readFiles(this);
   relink(this);
+  this.loginfo(`list files: ${this.files.size} entries`);
   this.cfg.onChange(() => {
     reloadFiles(this);
     startSync(this);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DnsFixture } from '../helpers/dns-server';
 import { ROOT, startHaraka, type HarakaProcess } from '../helpers/haraka';
-import { session } from '../helpers/smtp';
+import { SmtpClient, session } from '../helpers/smtp';
 
 describe('install into an existing Haraka instance (integration)', function () {
   this.timeout(180000);
@@ -38,10 +38,11 @@ describe('install into an existing Haraka instance (integration)', function () {
 
     execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'Haraka', 'bin', 'haraka'), '-i', inst], { stdio: 'ignore' });
     execFileSync(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--omit=dev', tarball], { cwd: inst, stdio: 'ignore' });
-    const out = execFileSync(path.join(inst, 'node_modules', '.bin', 'haraka-shield'), ['install', '--enable', 'shield.relay'], { cwd: inst, encoding: 'utf8' });
+    const out = execFileSync(path.join(inst, 'node_modules', '.bin', 'haraka-shield'), ['install', '--enable', 'shield.relay,shield.blocklist'], { cwd: inst, encoding: 'utf8' });
     assert.match(out, /plugins\/shield\.relay\.js -> \.\.\/node_modules\/haraka-shield\/plugins\/shield\.relay\.js/);
     assert.match(out, /config\/shield\.relay\.ini added/);
-    assert.match(fs.readFileSync(path.join(inst, 'config', 'plugins'), 'utf8'), /^shield\.relay$/m);
+    assert.match(fs.readFileSync(path.join(inst, 'config', 'plugins'), 'utf8'), /^shield\.relay\nshield\.blocklist$/m);
+    assert.match(out, /config\/shield\.blocklist\.block added/);
 
     // a second run keeps what the operator changed
     fs.writeFileSync(path.join(inst, 'config', 'shield.relay.domains'), 'example.org\n');
@@ -50,7 +51,8 @@ describe('install into an existing Haraka instance (integration)', function () {
     assert.equal(fs.readFileSync(path.join(inst, 'config', 'shield.relay.domains'), 'utf8'), 'example.org\n');
 
     // the stock plugin list of `haraka -i` resolves sender domains through the real DNS: keep ours only
-    fs.writeFileSync(path.join(inst, 'config', 'plugins'), 'shield.relay\nqueue/discard\n');
+    fs.writeFileSync(path.join(inst, 'config', 'plugins'), 'shield.relay\nshield.blocklist\nqueue/discard\n');
+    fs.appendFileSync(path.join(inst, 'config', 'shield.blocklist.block'), '198.18.3.66 install test\n');
     const ini = fs.readFileSync(path.join(inst, 'config', 'shield.ini'), 'utf8').replace(/^nameservers =.*$/m, `nameservers = ${dns.address}`).replace(/^backend = redis$/m, 'backend = memory');
     fs.writeFileSync(path.join(inst, 'config', 'shield.ini'), ini);
 
@@ -67,5 +69,12 @@ describe('install into an existing Haraka instance (integration)', function () {
     assert.match(r.rcpts[0]?.text ?? '', /^550 5\.7\.1 /);
     assert.equal(r.rcpts[1]?.code, 250, r.rcpts[1]?.text);
     assert.equal(r.data?.code, 250, r.data?.text);
+
+    // the installed blocklist and its CLI, run from the instance directory as an operator would
+    const blocked = await SmtpClient.connect({ port: haraka.port, localAddress: '127.0.0.202', proxyFrom: '198.18.3.66' });
+    await blocked.quit();
+    assert.match(blocked.greeting.text, /^554 5\.7\.1 Connection refused: your address 198\.18\.3\.66 /);
+    const test = execFileSync(path.join(inst, 'node_modules', '.bin', 'haraka-shield'), ['block', 'test', '198.18.3.66'], { cwd: inst, encoding: 'utf8' });
+    assert.match(test, /^client 198\.18\.3\.66: block by ip 198\.18\.3\.66: block ip 198\.18\.3\.66\/32 \(shield\.blocklist\.block:\d+, "install test"\)$/m);
   });
 });
