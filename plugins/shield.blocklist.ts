@@ -10,7 +10,6 @@ import { errorMessage } from './shield/core/errors';
 import { f, ConfigHandle } from './shield/core/config';
 import { VERSION_KEY, SharedLists, readListFiles, safeText, type ListEntry } from './shield/core/lists';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
-import { parseIp, type ParsedIp } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
 import { shieldNotes, type Evidence } from './shield/core/results';
 import { setupShield, type Shield } from './shield/core/suite';
@@ -186,10 +185,6 @@ function clientReply(plugin: BlocklistPlugin, conn: HarakaConnection, v: ClientV
   return plugin.shield.decide(conn, clientEvidence(v), { fail: 'reject', err: 'defer' }, clientReplies(plugin.cfg.current.main, v, stage)).reply;
 }
 
-async function confirmName(plugin: BlocklistPlugin, name: string, ip: ParsedIp): Promise<boolean> {
-  const ans = await plugin.shield.suite.resolver.query(name, ip.family === 4 ? 'A' : 'AAAA');
-  return ans.records.some((r) => parseIp(r)?.text === ip.text);
-}
 
 /** sender or recipient entries: 550 5.7.1 for a block, nothing otherwise */
 function addressCheck(plugin: BlocklistPlugin, conn: HarakaConnection, kind: 'sender' | 'rcpt', address: string): Reply | undefined {
@@ -239,7 +234,7 @@ export function register(this: BlocklistPlugin): void {
     async (conn) => {
       const verdict = await checkClient({ ip: conn.remote.ip, ptrNames: ptrNames(conn) }, this.lists, {
         now: Date.now(),
-        confirm: (name, ip) => confirmName(this, name, ip),
+        confirm: (name, ip) => this.shield.suite.resolver.forwardConfirms(name, ip),
         maxNames: this.cfg.current.main.max_rdns_names,
       });
       conn.notes[NOTE] = { verdict } satisfies ClientState;

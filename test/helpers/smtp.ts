@@ -19,6 +19,8 @@ export interface ConnectOptions {
   localAddress?: string;
   /** the client address to announce with PROXY (IPv4 or IPv6) */
   proxyFrom?: string;
+  /** the server port to announce with PROXY (default 25; 587 for submission) */
+  proxyPort?: number;
   timeoutMs?: number;
 }
 
@@ -54,7 +56,7 @@ export class SmtpClient {
     if (opts.proxyFrom) {
       const v6 = net.isIPv6(opts.proxyFrom);
       const dst = v6 ? '2001:2::25' : '198.18.255.25';
-      sock.write(`PROXY ${v6 ? 'TCP6' : 'TCP4'} ${opts.proxyFrom} ${dst} ${40000 + Math.floor(Math.random() * 20000)} 25\r\n`);
+      sock.write(`PROXY ${v6 ? 'TCP6' : 'TCP4'} ${opts.proxyFrom} ${dst} ${40000 + Math.floor(Math.random() * 20000)} ${opts.proxyPort ?? 25}\r\n`);
     }
     c.greeting = await c.read();
     return c;

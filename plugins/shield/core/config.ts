@@ -109,15 +109,18 @@ export const f = {
       },
     };
   },
-  /** a list: "a, b c" on one line, or `key[] = a` repeated */
-  list(def: readonly string[], doc: string, item?: (s: string) => string): Field<readonly string[]> {
+  /**
+   * a list: "a, b c" on one line, or `key[] = a` repeated; with `whole`, each line is one item
+   * (for items that contain spaces or commas, such as regular expressions)
+   */
+  list(def: readonly string[], doc: string, item?: (s: string) => string, opts: { whole?: boolean } = {}): Field<readonly string[]> {
     return {
       kind: 'list',
       default: def,
       doc,
       parse(raw) {
         const parts = (Array.isArray(raw) ? raw : [raw])
-          .flatMap((v) => String(v).split(/[\s,;]+/))
+          .flatMap((v) => (opts.whole ? [String(v)] : String(v).split(/[\s,;]+/)))
           .map((s) => s.trim())
           .filter(Boolean);
         return item ? parts.map(item) : parts;

@@ -17,7 +17,7 @@ import net from 'node:net';
 import { randomInt } from 'node:crypto';
 import * as packet from 'dns-packet';
 import { DnsError } from './errors';
-import { parseIp } from './net';
+import { parseIp, type ParsedIp } from './net';
 import type { Clock } from './store';
 import { systemClock } from './store';
 
@@ -149,6 +149,15 @@ export class Resolver {
     const p = this.lookup(qname, type).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
+  }
+
+  /**
+   * Does `name` resolve (A for IPv4, AAAA for IPv6) to `ip`? The forward half of FCrDNS, shared by
+   * every check that trusts a host name. Throws DnsError on a DNS fault.
+   */
+  async forwardConfirms(name: string, ip: ParsedIp): Promise<boolean> {
+    const ans = await this.query(name, ip.family === 4 ? 'A' : 'AAAA');
+    return ans.records.some((r) => parseIp(r)?.text === ip.text);
   }
 
   /** PTR names of an address */

@@ -26,6 +26,10 @@ export interface ShieldNotes {
   allowlisted: boolean;
   /** PTR names found by the suite's lookup_rdns, for later checks */
   ptr?: { status: 'ok' | 'nxdomain' | 'nodata' | 'error'; names: readonly string[] };
+  /** RFC 8601 iprev result of the client (set by shield.rdns), for Authentication-Results */
+  iprev?: { result: 'pass' | 'fail' | 'temperror' | 'permerror'; ip: string; name: string | null };
+  /** the client's forward-confirmed rDNS name, or null (set by shield.rdns) */
+  fcrdns?: string | null;
   summaryLogged: boolean;
 }
 

@@ -1,0 +1,269 @@
+/**
+ * shield.rdns: reverse DNS (PTR, forward confirmation, generic names) and HELO/EHLO checks.
+ *
+ * Lookups start as early as they can: the PTR in the suite's lookup_rdns, the forward lookups of
+ * the PTR names at connect, the HELO's own lookup at the first HELO; all without holding the
+ * session. The verdict is taken once, at MAIL or RCPT (enforce_at), after the exemptions that are
+ * only known by then (AUTH), from the first HELO of the connection: a second HELO changes nothing.
+ */
+import { f, ConfigHandle } from './shield/core/config';
+import type { HarakaConnection, HarakaPlugin } from './shield/core/haraka';
+import { normalizeHostname, parseIp, type ParsedIp } from './shield/core/net';
+import { parseLines } from './shield/core/lists';
+import { ACTIONS, exemption, reply, type Action, type Reply } from './shield/core/policy';
+import { shieldNotes, type Evidence } from './shield/core/results';
+import { setupShield, type Shield } from './shield/core/suite';
+import {
+  DEFAULT_GENERIC_PATTERNS,
+  compilePattern,
+  fcrdns,
+  genericEvidence,
+  heloMatchEvidence,
+  heloStaticEvidence,
+  rdnsEvidence,
+  type FcrdnsResult,
+  type PtrResult,
+} from './shield/checks/rdns';
+
+const action = (def: Action, doc: string) => f.oneOf(ACTIONS, def, doc);
+
+export const SCHEMA = {
+  main: {
+    enforce_at: f.oneOf(['mail', 'rcpt'] as const, 'rcpt', 'stage where the verdict is given (after AUTH, so authenticated users are exempt; rcpt also puts sender and recipient in the log)'),
+    exempt_ports: f.list(['587', '465'], 'local ports whose clients are exempt (submission: MUAs on laptops have no rDNS and send any HELO)', (s) => {
+      if (!/^\d{1,5}$/.test(s) || Number(s) > 65535) throw new Error(`"${s}" is not a port number`);
+      return s;
+    }),
+    exempt_private: f.bool(true, 'exempt clients from private, loopback and link-local addresses (the server\'s own networks)'),
+    max_ptr_names: f.int(3, 'most PTR names followed forward for FCrDNS (a client may publish many)', { min: 1, max: 10 }),
+    dns_error: f.oneOf(['defer', 'ignore'] as const, 'defer', 'what a DNS fault (timeout, SERVFAIL) in a check does: defer (4xx, the sender retries) or ignore (recorded as err, no effect); never a 5xx'),
+    generic_patterns: f.list(
+      [...DEFAULT_GENERIC_PATTERNS],
+      'regular expressions (case-insensitive), one per "generic_patterns[] =" line, that mark a PTR name as dynamic/generic; names embedding the client address are generic anyway',
+      (s) => {
+        compilePattern(s);
+        return s;
+      },
+      { whole: true },
+    ),
+    our_names: f.list([], 'host names that are ours besides Haraka\'s own (config/me); a client giving one of them as HELO is impersonating us', (s) => {
+      const n = normalizeHostname(s, true);
+      if (!n) throw new Error(`"${s}" is not a host name`);
+      return n;
+    }),
+    our_ips: f.list([], 'addresses that are ours besides the one the client connected to', (s) => {
+      const ip = parseIp(s);
+      if (!ip) throw new Error(`"${s}" is not an IP address`);
+      return ip.text;
+    }),
+    use_relay_domains: f.bool(true, 'the local domains of shield.relay count as our names'),
+  },
+  actions: {
+    no_ptr: action('reject', 'the client address has no PTR record (550 5.7.25; large mailbox providers refuse these too)'),
+    fcrdns: action('tag', 'no PTR name resolves back to the client address'),
+    generic: action('tag', 'the PTR name looks dynamic or generic'),
+    helo_syntax: action('reject', 'the HELO is not an FQDN under a public suffix or an address literal (RFC 5321 4.1.1.1)'),
+    helo_literal: action('tag', 'a HELO address literal that is not the client address (clients behind NAT do this)'),
+    helo_impersonation: action('reject', 'the HELO is our own name, one of our domains or one of our addresses'),
+    helo_mismatch: action('tag', 'the HELO neither resolves to the client nor shares the registered domain of its confirmed rDNS name'),
+  },
+} as const;
+
+type ActionKey = keyof (typeof SCHEMA)['actions'];
+
+/** which key of [actions] decides each check, and in which order a reply is chosen */
+const CHECK_ACTIONS: ReadonlyArray<[string, ActionKey]> = [
+  ['helo.impersonation', 'helo_impersonation'],
+  ['helo.syntax', 'helo_syntax'],
+  ['helo.literal', 'helo_literal'],
+  ['rdns.ptr', 'no_ptr'],
+  ['rdns.fcrdns', 'fcrdns'],
+  ['rdns.generic', 'generic'],
+  ['helo.match', 'helo_mismatch'],
+];
+
+interface Rdns {
+  readonly ptr: PtrResult;
+  readonly fc: FcrdnsResult;
+}
+
+interface RdnsState {
+  readonly ip: ParsedIp;
+  /** the PTR and forward lookups, started at connect; never rejects */
+  rdns: Promise<Rdns> | null;
+  helo: string | null;
+  heloMatch: Promise<Evidence | null> | null;
+  verdict: { reply: Reply | null } | null;
+}
+
+interface RdnsPlugin extends HarakaPlugin {
+  shield: Shield;
+  cfg: ConfigHandle<typeof SCHEMA>;
+  patterns: RegExp[];
+  ourNames: Set<string>;
+}
+
+/** per-connection state, keyed by the connection (a PROXY header re-runs connect with a new address) */
+const states = new WeakMap<HarakaConnection, RdnsState>();
+
+function stateOf(conn: HarakaConnection): RdnsState | null {
+  const st = states.get(conn);
+  return st && st.ip.text === parseIp(conn.remote.ip)?.text ? st : null;
+}
+
+/** local domains of shield.relay (its ini and its domains file), read the way shield.relay reads them */
+function relayDomains(plugin: RdnsPlugin): string[] {
+  const ini = (plugin.config.get('shield.relay.ini', 'ini') ?? {}) as { main?: { domains?: unknown; domains_file?: unknown } };
+  const list = String(ini.main?.domains ?? '')
+    .split(/[\s,]+/)
+    .filter(Boolean);
+  const file = typeof ini.main?.domains_file === 'string' ? ini.main.domains_file : 'shield.relay.domains';
+  const lines = (plugin.config.get(file, 'data') as string[] | null) ?? [];
+  return [...list, ...parseLines(lines, (t) => t, () => undefined)].map((d) => normalizeHostname(d, true)).filter((d): d is string => d !== null);
+}
+
+function rebuild(plugin: RdnsPlugin): void {
+  const m = plugin.cfg.current.main;
+  plugin.patterns = m.generic_patterns.map(compilePattern);
+  const me = String(plugin.config.get('me') ?? '').trim();
+  plugin.ourNames = new Set([...(me ? [normalizeHostname(me, true)] : []), ...m.our_names, ...(m.use_relay_domains ? relayDomains(plugin) : [])].filter((n): n is string => !!n));
+}
+
+function ptrOf(plugin: RdnsPlugin, conn: HarakaConnection): Promise<PtrResult> {
+  const n = shieldNotes(conn).ptr;
+  if (n) return Promise.resolve(n);
+  // another plugin answered lookup_rdns: ask ourselves
+  return plugin.shield.suite.resolver.reverse(conn.remote.ip).then(
+    (a) => ({ status: a.status, names: a.records }),
+    () => ({ status: 'error' as const, names: [] }),
+  );
+}
+
+/** exemptions known at connect: no lookups for these clients */
+function earlyExemption(plugin: RdnsPlugin, conn: HarakaConnection): string | null {
+  if (plugin.cfg.current.main.exempt_ports.includes(String(conn.local.port))) return 'submission_port';
+  return exemption(conn, { relayClients: true, authenticated: true, allowlisted: true, privateIps: plugin.cfg.current.main.exempt_private });
+}
+
+function replies(check: string, ev: Evidence, ip: string): { reject: Reply; defer: Reply } {
+  const d = (ev.data ?? {}) as { helo?: string; name?: string; names?: string[] };
+  const helo = d.helo ?? '';
+  const rdns = (text: string) => ({ reject: reply(550, '5.7.25', text), defer: reply(450, '4.7.25', `Cannot verify the reverse DNS of ${ip} right now; please try again later`) });
+  const heloR = (text: string) => ({ reject: reply(550, '5.7.1', text), defer: reply(450, '4.7.1', `Cannot verify your HELO name ${helo} right now; please try again later`) });
+  switch (check) {
+    case 'rdns.ptr':
+      return rdns(`Reverse DNS required: ${ip} has no PTR record; ask your provider to set one that resolves back to ${ip}`);
+    case 'rdns.fcrdns':
+      return rdns(`Reverse DNS of ${ip} (${(d.names ?? []).join(', ')}) does not resolve back to ${ip}`);
+    case 'rdns.generic':
+      return rdns(`${d.name} looks like a dynamic or generic host name; send through your provider's mail server or set a specific PTR`);
+    case 'helo.syntax':
+      return heloR(`HELO/EHLO ${helo} is not a fully qualified domain name or an address literal (RFC 5321 4.1.1.1)`);
+    case 'helo.literal':
+      return heloR(`HELO/EHLO ${helo} is not your address ${ip}`);
+    case 'helo.impersonation':
+      return heloR(`HELO/EHLO ${helo} is this server's own name or address, and you are not this server`);
+    default:
+      return heloR(`HELO/EHLO ${helo} does not resolve to ${ip} and does not match your host name`);
+  }
+}
+
+/** Gather the evidence (waiting for the lookups started earlier), record it, and choose the reply. */
+async function verdict(plugin: RdnsPlugin, conn: HarakaConnection, st: RdnsState): Promise<Reply | null> {
+  const m = plugin.cfg.current.main;
+  const evidence: Evidence[] = [];
+  const r = st.rdns ? await st.rdns : null;
+  if (r) {
+    evidence.push(...rdnsEvidence(st.ip.text, r.ptr, r.fc));
+    const name = r.fc.confirmed ?? r.fc.names[0];
+    if (name) evidence.push(genericEvidence(name, st.ip, plugin.patterns));
+  }
+  if (st.helo !== null) {
+    evidence.push(...heloStaticEvidence(st.helo, { ip: st.ip, ourNames: plugin.ourNames, ourIps: new Set([parseIp(conn.local.ip)?.text ?? '', ...m.our_ips]) }));
+    const hm = st.heloMatch ? await st.heloMatch : null;
+    if (hm) evidence.push(hm);
+  }
+  for (const ev of evidence) plugin.shield.record(conn, ev);
+
+  let defer: Reply | null = null;
+  for (const [check, key] of CHECK_ACTIONS) {
+    for (const ev of evidence.filter((e) => e.check === check)) {
+      const d = plugin.shield.decide(conn, ev, { fail: plugin.cfg.current.actions[key], err: m.dns_error === 'defer' ? 'defer' : 'ignore' }, replies(check, ev, st.ip.text));
+      if (d.reply && d.reply.code >= 500) return d.reply;
+      if (d.reply && !defer) defer = d.reply;
+    }
+  }
+  return defer;
+}
+
+export function register(this: RdnsPlugin): void {
+  this.shield = setupShield(this, 'rdns');
+  this.cfg = new ConfigHandle(this, 'shield.rdns.ini', SCHEMA);
+  rebuild(this);
+  this.cfg.onChange(() => rebuild(this));
+
+  // after shield.relay (-100) and shield.blocklist (-90): relay clients and allowlisted clients are known
+  this.rdns_connect = this.shield.hook('connect', (conn) => {
+    const ip = parseIp(conn.remote.ip);
+    if (!ip) return undefined;
+    const st: RdnsState = { ip, rdns: null, helo: null, heloMatch: null, verdict: null };
+    states.set(conn, st);
+    if (earlyExemption(this, conn)) return undefined;
+    const max = this.cfg.current.main.max_ptr_names;
+    const resolver = this.shield.suite.resolver;
+    // started now, awaited at the verdict; never rejects
+    st.rdns = ptrOf(this, conn)
+      .then(async (ptr) => ({ ptr, fc: await fcrdns(ip, ptr, resolver, max) }))
+      .catch((): Rdns => ({ ptr: { status: 'error', names: [] }, fc: { iprev: 'temperror', confirmed: null, names: [], errors: [] } }));
+    void st.rdns.then(({ fc }) => {
+      // for other checks: SPF's ptr mechanism, shield.dnsbl's domain lists, Authentication-Results
+      const n = shieldNotes(conn);
+      n.iprev = { result: fc.iprev, ip: ip.text, name: fc.confirmed ?? fc.names[0] ?? null };
+      n.fcrdns = fc.confirmed;
+    });
+    return undefined;
+  });
+  this.register_hook('connect', 'rdns_connect', -80);
+
+  // the first HELO/EHLO is the one judged; its lookup starts now
+  this.rdns_helo = this.shield.hook('helo', (conn, helo: string) => {
+    const st = stateOf(conn);
+    if (!st || st.helo !== null) return undefined;
+    st.helo = String(helo ?? '');
+    if (st.rdns) {
+      const resolver = this.shield.suite.resolver;
+      const h = st.helo;
+      st.heloMatch = st.rdns.then((r) => heloMatchEvidence(h, st.ip, r.fc.confirmed, resolver)).catch(() => null);
+    }
+    return undefined;
+  });
+  this.register_hook('helo', 'rdns_helo', -80);
+  this.register_hook('ehlo', 'rdns_helo', -80);
+
+  const enforce = (stage: 'mail' | 'rcpt') =>
+    this.shield.hook(
+      stage,
+      async (conn) => {
+        if (this.cfg.current.main.enforce_at !== stage) return undefined;
+        const st = stateOf(conn);
+        if (!st) return undefined;
+        if (!st.verdict) {
+          const why = earlyExemption(this, conn);
+          if (why) {
+            this.shield.record(conn, { check: 'rdns', outcome: 'skip', reason: why });
+            st.verdict = { reply: null };
+          } else {
+            st.verdict = { reply: await verdict(this, conn, st) };
+          }
+        }
+        return st.verdict.reply ?? undefined;
+      },
+      // a fault of ours (recorded as err) is treated as a DNS fault: defer or let the session go on
+      () => (this.cfg.current.main.dns_error === 'defer' ? reply(451, '4.3.0', 'Temporary failure checking your host; please try again later') : undefined),
+    );
+  this.rdns_mail = enforce('mail');
+  this.register_hook('mail', 'rdns_mail', -80);
+  // after shield.relay (-100) and shield.blocklist (-50)
+  this.rdns_rcpt = enforce('rcpt');
+  this.register_hook('rcpt', 'rdns_rcpt', -40);
+}
