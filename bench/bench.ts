@@ -7,7 +7,7 @@
  * p50/p99 session latency and DNS queries per session, with the ratio to the baseline.
  * To measure a new plugin, add a scenario below.
  */
-import { DnsFixture } from '../test/helpers/dns-server';
+import { DnsFixture, type ZoneEntry } from '../test/helpers/dns-server';
 import { startHaraka, type HarakaOptions } from '../test/helpers/haraka';
 import { SmtpClient } from '../test/helpers/smtp';
 import { domainEntries, ipEntries } from './lists-data';
@@ -15,6 +15,8 @@ import { domainEntries, ipEntries } from './lists-data';
 interface Scenario {
   name: string;
   opts: Omit<HarakaOptions, 'dns'>;
+  /** run the workload a second time on the same node and report it as the warm-cache row */
+  warm?: boolean;
 }
 
 const SCENARIOS: Scenario[] = [
@@ -25,6 +27,11 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'shield.relay',
     opts: { plugins: ['shield.relay', 'queue/discard'], files: { 'shield.relay.ini': '[main]\ndomains = example.com\n' } },
+  },
+  {
+    name: 'shield.relay + shield.rdns',
+    opts: { plugins: ['shield.relay', 'shield.rdns', 'queue/discard'], files: { 'shield.relay.ini': '[main]\ndomains = example.com\n' } },
+    warm: true,
   },
   {
     name: 'shield.relay + shield.blocklist (100k IP + 100k domain entries)',
@@ -54,12 +61,31 @@ function arg(name: string, def: number): number {
   return i > 0 ? Number(process.argv[i + 1]) : def;
 }
 
+/** the client address of session n (198.18.0.0/15) and its host name: PTR and A in the DNS fixture */
+function clientIp(n: number): string {
+  return `198.18.${(n >> 8) & 255}.${n & 255}`;
+}
+function clientName(n: number): string {
+  return `c${n}.bench.example.com`;
+}
+
+/** forward-confirmed rDNS for every client address the bench uses */
+function benchZones(sessions: number): Record<string, ZoneEntry> {
+  const zones: Record<string, ZoneEntry> = {};
+  for (const n of [...Array.from({ length: sessions }, (_, i) => i), ...Array.from({ length: 20 }, (_, i) => 60000 + i)]) {
+    const ip = clientIp(n);
+    zones[`${ip.split('.').reverse().join('.')}.in-addr.arpa`] = { PTR: [clientName(n)], ttl: 3600 };
+    zones[clientName(n)] = { A: [ip], ttl: 3600 };
+  }
+  return zones;
+}
+
 async function oneSession(port: number, n: number): Promise<number> {
   const t0 = process.hrtime.bigint();
-  const c = await SmtpClient.connect({ port, localAddress: `127.0.0.${2 + (n % 240)}`, proxyFrom: `198.18.${(n >> 8) & 255}.${n & 255}` });
+  const c = await SmtpClient.connect({ port, localAddress: `127.0.0.${2 + (n % 240)}`, proxyFrom: clientIp(n) });
   try {
     if (c.greeting.code !== 220) throw new Error(c.greeting.text);
-    await c.cmd('EHLO bench.example.org');
+    await c.cmd(`EHLO ${clientName(n)}`);
     await c.cmd('MAIL FROM:<sender@example.org>');
     const ok = await c.cmd('RCPT TO:<rcpt@example.com>');
     if (ok.code !== 250) throw new Error(`local rcpt: ${ok.text}`);
@@ -76,23 +102,38 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-async function run(s: Scenario, dns: DnsFixture, sessions: number, concurrency: number) {
+interface Row {
+  name: string;
+  rate: number;
+  p50: number;
+  p99: number;
+  dnsPerSession: number;
+}
+
+async function measure(name: string, port: number, dns: DnsFixture, sessions: number, concurrency: number): Promise<Row> {
+  dns.queries = [];
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = Date.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < sessions) lat.push(await oneSession(port, next++));
+    }),
+  );
+  const secs = (Date.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { name, rate: sessions / secs, p50: pct(lat, 50), p99: pct(lat, 99), dnsPerSession: dns.queries.length / sessions };
+}
+
+async function run(s: Scenario, dns: DnsFixture, sessions: number, concurrency: number): Promise<Row[]> {
   const h = await startHaraka({ ...s.opts, dns: dns.address, env: { BENCH_DNS: dns.address } });
   try {
     // warm-up: connections, JIT, caches of the process (not the DNS answers of the measured run)
     for (let i = 0; i < 20; i++) await oneSession(h.port, 60000 + i);
-    dns.queries = [];
-    const lat: number[] = [];
-    let next = 0;
-    const t0 = Date.now();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < sessions) lat.push(await oneSession(h.port, next++));
-      }),
-    );
-    const secs = (Date.now() - t0) / 1000;
-    lat.sort((a, b) => a - b);
-    return { name: s.name, rate: sessions / secs, p50: pct(lat, 50), p99: pct(lat, 99), dnsPerSession: dns.queries.length / sessions };
+    const rows = [await measure(s.warm ? `${s.name} (cold cache)` : s.name, h.port, dns, sessions, concurrency)];
+    // the same clients again: every answer is in the node's DNS cache
+    if (s.warm) rows.push(await measure(`${s.name} (warm cache)`, h.port, dns, sessions, concurrency));
+    return rows;
   } finally {
     await h.stop();
   }
@@ -102,10 +143,10 @@ async function main(): Promise<void> {
   const sessions = arg('sessions', 500);
   const concurrency = arg('concurrency', 20);
   const delay = arg('dns-delay', 20);
-  const dns = await DnsFixture.start({}, { delayMs: delay });
+  const dns = await DnsFixture.start(benchZones(sessions), { delayMs: delay });
   console.log(`workload: ${sessions} sessions, concurrency ${concurrency}, DNS fixture delay ${delay} ms`);
   const rows = [];
-  for (const s of SCENARIOS) rows.push(await run(s, dns, sessions, concurrency));
+  for (const s of SCENARIOS) rows.push(...(await run(s, dns, sessions, concurrency)));
   await dns.close();
   const base = rows[0];
   const pad = (v: string, n: number) => v.padStart(n);
