@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { RedisStore, type RedisLike } from '../../plugins/shield/core/redis-store';
 import { ResilientStore } from '../../plugins/shield/core/shared-store';
-import { MemoryStore, type Store } from '../../plugins/shield/core/store';
+import { MemoryStore, gcra, type Store } from '../../plugins/shield/core/store';
 
 interface Client extends RedisLike {
   connect(): Promise<unknown>;
@@ -63,6 +63,54 @@ function contract(name: string, make: () => Promise<{ store: Store; done: () => 
       assert.equal((await store.leaseAcquire('e', 'new', 1, 1)).granted, false, 'the refreshed lease still counts');
     });
 
+    it('admit: concurrency and rates all or nothing; a refused limit changes nothing', async () => {
+      const leases = [{ key: 'ip', max: 2 }, { key: 'net', max: 3 }];
+      const rates = [{ key: 'rate', limit: 10, windowSec: 60 }];
+      assert.equal((await store.admit('c1', leases, 10, rates)).admitted, true);
+      assert.equal((await store.admit('c2', leases, 10, rates)).admitted, true);
+      const third = await store.admit('c3', leases, 10, rates);
+      assert.deepEqual(third, { admitted: false, refused: { kind: 'lease', index: 0 }, retryAfterMs: 0 });
+      assert.equal(await store.leaseCount('net'), 2, 'the refused admission took no lease in the other key');
+      // a rate refusal leaves the leases alone
+      const r = await store.admit('c4', [{ key: 'other', max: 5 }], 10, [{ key: 'tight', limit: 1, windowSec: 60 }]);
+      assert.equal(r.admitted, true);
+      const r2 = await store.admit('c5', [{ key: 'other', max: 5 }], 10, [{ key: 'tight', limit: 1, windowSec: 60 }]);
+      assert.equal(r2.admitted, false);
+      assert.deepEqual(r2.refused, { kind: 'rate', index: 0 });
+      assert.ok(r2.retryAfterMs > 59_000 && r2.retryAfterMs <= 60_000, String(r2.retryAfterMs));
+      assert.equal(await store.leaseCount('other'), 1);
+      await store.leaseReleaseMany(['ip', 'net'], 'c1');
+      assert.equal(await store.leaseCount('ip'), 1);
+      assert.equal((await store.admit('c3', leases, 10, rates)).admitted, true);
+    });
+
+    it('admit is atomic under concurrency: exactly max of many simultaneous callers get in', async () => {
+      const got = await Promise.all(Array.from({ length: 20 }, (_, i) => store.admit(`x${i}`, [{ key: 'race', max: 7 }], 10, [])));
+      assert.equal(got.filter((g) => g.admitted).length, 7);
+      const rated = await Promise.all(Array.from({ length: 20 }, (_, i) => store.admit(`y${i}`, [], 10, [{ key: 'burst', limit: 5, windowSec: 60 }])));
+      assert.equal(rated.filter((g) => g.admitted).length, 5);
+    });
+
+    it('rates refill at limit/window: one more is admitted after window/limit', async () => {
+      const rate = [{ key: 'refill', limit: 4, windowSec: 0.4 }];
+      for (let i = 0; i < 4; i++) assert.equal((await store.admit('a', [], 10, rate)).admitted, true);
+      assert.equal((await store.admit('a', [], 10, rate)).admitted, false);
+      await sleep(130);
+      assert.equal((await store.admit('a', [], 10, rate)).admitted, true, 'one interval (100 ms) later');
+      assert.equal((await store.admit('a', [], 10, rate)).admitted, false);
+    });
+
+    it('leaseRefreshMany extends (and re-creates) leases; expired ones stop counting', async () => {
+      await store.admit('k', [{ key: 'a', max: 5 }, { key: 'b', max: 5 }], 0.3, []);
+      await store.admit('gone', [{ key: 'a', max: 5 }], 0.3, []);
+      await sleep(150);
+      await store.leaseRefreshMany(['a', 'b', 'c'], 'k', 1);
+      await sleep(250);
+      assert.equal(await store.leaseCount('a'), 1);
+      assert.equal(await store.leaseCount('b'), 1);
+      assert.equal(await store.leaseCount('c'), 1, 're-created');
+    });
+
     it('sets hold members with values and optional expiry', async () => {
       await store.setPut('s', '192.0.2.1', '{"reason":"spam"}', null);
       await store.setPut('s', '192.0.2.2', 'short', 0.3);
@@ -113,6 +161,71 @@ contract('redis', async () => {
       c.destroy();
     },
   };
+});
+
+describe('store: every Redis key the limits write has a TTL', () => {
+  it('admit and refresh set TTLs in the same step', async () => {
+    const c = redisClient();
+    await c.connect();
+    const prefix = `shield-test:${process.pid}:ttl:`;
+    try {
+      const st = new RedisStore(c, prefix);
+      await st.admit('id', [{ key: 'l', max: 3 }], 30, [{ key: 'r', limit: 10, windowSec: 60 }]);
+      await st.leaseRefreshMany(['l2'], 'id', 30);
+      for (const k of ['l', 'r', 'l2']) {
+        const ttl = Number(await c.sendCommand(['PTTL', `${prefix}${k}`]));
+        assert.ok(ttl > 0 && ttl <= 30_000, `${k}: ${ttl}`);
+      }
+    } finally {
+      const keys = (await c.sendCommand(['KEYS', `${prefix}*`])) as string[];
+      if (keys.length) await c.sendCommand(['DEL', ...keys]);
+      c.destroy();
+    }
+  });
+});
+
+describe('gcra (fake clock)', () => {
+  it('admits a burst of limit, then one per window/limit, and never two bursts across a boundary', () => {
+    let tat: number | null = null;
+    let now = 1_000_000;
+    const hit = () => {
+      const g = gcra(tat, now, 30, 60_000);
+      if (g.ok) tat = g.tat;
+      return g;
+    };
+    for (let i = 0; i < 30; i++) assert.equal(hit().ok, true, `burst ${i}`);
+    const refused = hit();
+    assert.equal(refused.ok, false);
+    assert.equal(refused.retryAfterMs, 2000, 'one more after window/limit = 2 s');
+    now += 1999;
+    assert.equal(hit().ok, false);
+    now += 1;
+    assert.equal(hit().ok, true);
+    // a fixed window would allow 30 more right after a minute boundary; here 61 s of waiting buys 30
+    now += 59_000;
+    let n = 0;
+    while (hit().ok) n++;
+    assert.equal(n, 29, 'what accrued in 59 s at one per 2 s (and not a fresh 30)');
+  });
+
+  it('an idle key is a full bucket again, and its TTL is the time to drain', () => {
+    const g = gcra(null, 5000, 10, 10_000);
+    assert.deepEqual(g, { ok: true, tat: 6000, retryAfterMs: 0 });
+    assert.equal(gcra(1000, 5000, 10, 10_000).tat, 6000, 'a past TAT counts as now');
+  });
+
+  it('the memory store follows the same algorithm with its clock', async () => {
+    let now = 0;
+    const st = new MemoryStore(() => now, 0);
+    const rate = [{ key: 'k', limit: 3, windowSec: 3 }];
+    for (let i = 0; i < 3; i++) assert.equal((await st.admit('x', [], 1, rate)).admitted, true);
+    assert.equal((await st.admit('x', [], 1, rate)).admitted, false);
+    now += 1000;
+    assert.equal((await st.admit('x', [], 1, rate)).admitted, true);
+    assert.equal((await st.admit('x', [], 1, rate)).admitted, false);
+    now += 10_000;
+    for (let i = 0; i < 3; i++) assert.equal((await st.admit('x', [], 1, rate)).admitted, true);
+  });
 });
 
 describe('resilient store', () => {

@@ -4,7 +4,7 @@
  * sets, which are lists an operator manages and whose members carry their own expiry.
  */
 import { createHash } from 'node:crypto';
-import type { Clock, LeaseResult, SetEntry, Store } from './store';
+import type { AdmitResult, Clock, LeaseResult, LeaseSpec, RateSpec, SetEntry, Store } from './store';
 import { systemClock } from './store';
 
 /** The part of a node-redis v5 client the store uses. */
@@ -69,6 +69,55 @@ return 1`);
 const LEASE_COUNT = new Script(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZCARD', KEYS[1])`);
+
+// KEYS: lease keys (ARGV[4] of them), then rate keys.
+// ARGV: now_ms, id, lease_ttl_ms, n_leases, max per lease key..., then limit, window_ms per rate key...
+// All or nothing: checks every limit first, then takes the leases and one event of each rate (GCRA).
+// -> {admitted, refused kind (1 lease, 2 rate), refused index, retry_after_ms}
+const ADMIT = new Script(`
+local now = tonumber(ARGV[1])
+local id = ARGV[2]
+local ttl = tonumber(ARGV[3])
+local nl = tonumber(ARGV[4])
+for i = 1, nl do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if not redis.call('ZSCORE', KEYS[i], id) and redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i]) then
+    return {0, 1, i - 1, 0}
+  end
+end
+local tats = {}
+for j = 1, #KEYS - nl do
+  local limit = tonumber(ARGV[4 + nl + 2 * j - 1])
+  local win = tonumber(ARGV[4 + nl + 2 * j])
+  local tat = tonumber(redis.call('GET', KEYS[nl + j]) or now)
+  if tat < now then tat = now end
+  local nt = tat + win / limit
+  if nt - now > win then return {0, 2, j - 1, math.ceil(nt - now - win)} end
+  tats[j] = nt
+end
+for i = 1, nl do
+  redis.call('ZADD', KEYS[i], now + ttl, id)
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+for j = 1, #KEYS - nl do
+  redis.call('SET', KEYS[nl + j], string.format('%.3f', tats[j]), 'PX', math.max(1, math.ceil(tats[j] - now)))
+end
+return {1, 0, 0, 0}`);
+
+// KEYS lease keys; ARGV now_ms, ttl_ms, id: (re)take the lease in each
+const LEASE_REFRESH_MANY = new Script(`
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now + ttl, ARGV[3])
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 1`);
+
+// KEYS lease keys; ARGV id
+const LEASE_RELEASE_MANY = new Script(`
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 1`);
 
 // KEYS[1] zset member->expiry (NEVER = none), KEYS[2] hash member->value; ARGV member, value, expiry
 const SET_PUT = new Script(`
@@ -148,6 +197,24 @@ export class RedisStore implements Store {
 
   async leaseCount(key: string): Promise<number> {
     return Number(await LEASE_COUNT.run(this.client, [this.k(key)], [this.now()]));
+  }
+
+  async admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
+    const keys = [...leases.map((l) => this.k(l.key)), ...rates.map((r) => this.k(r.key))];
+    if (keys.length === 0) return { admitted: true, refused: null, retryAfterMs: 0 };
+    const args: Array<string | number> = [this.now(), id, Math.round(leaseTtlSec * 1000), leases.length, ...leases.map((l) => l.max)];
+    for (const r of rates) args.push(r.limit, Math.round(r.windowSec * 1000));
+    const [ok, kind, index, retry] = ((await ADMIT.run(this.client, keys, args)) as unknown[]).map(Number) as [number, number, number, number];
+    if (ok === 1) return { admitted: true, refused: null, retryAfterMs: 0 };
+    return { admitted: false, refused: { kind: kind === 1 ? 'lease' : 'rate', index }, retryAfterMs: retry };
+  }
+
+  async leaseRefreshMany(keys: readonly string[], id: string, ttlSec: number): Promise<void> {
+    if (keys.length) await LEASE_REFRESH_MANY.run(this.client, keys.map((k) => this.k(k)), [this.now(), Math.round(ttlSec * 1000), id]);
+  }
+
+  async leaseReleaseMany(keys: readonly string[], id: string): Promise<void> {
+    if (keys.length) await LEASE_RELEASE_MANY.run(this.client, keys.map((k) => this.k(k)), [id]);
   }
 
   private setKeys(key: string): string[] {

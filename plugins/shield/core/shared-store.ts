@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { StoreError, errorMessage } from './errors';
 import { RedisStore, type RedisLike } from './redis-store';
-import { MemoryStore, type Clock, type LeaseResult, type SetEntry, type Store, systemClock } from './store';
+import { MemoryStore, type AdmitResult, type Clock, type LeaseResult, type LeaseSpec, type RateSpec, type SetEntry, type Store, systemClock } from './store';
 
 export interface StoreLog {
   warn(msg: string): void;
@@ -189,6 +189,15 @@ export class ResilientStore implements Store {
   }
   leaseCount(key: string): Promise<number> {
     return this.run((s) => s.leaseCount(key));
+  }
+  admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
+    return this.run((s) => s.admit(id, leases, leaseTtlSec, rates));
+  }
+  leaseRefreshMany(keys: readonly string[], id: string, ttlSec: number): Promise<void> {
+    return this.run((s) => s.leaseRefreshMany(keys, id, ttlSec));
+  }
+  leaseReleaseMany(keys: readonly string[], id: string): Promise<void> {
+    return this.run((s) => s.leaseReleaseMany(keys, id));
   }
   setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
     return this.run((s) => s.setPut(key, member, value, ttlSec));

@@ -25,6 +25,40 @@ export interface LeaseResult {
   readonly count: number;
 }
 
+/** a concurrency limit: at most `max` live leases in `key` */
+export interface LeaseSpec {
+  readonly key: string;
+  readonly max: number;
+}
+
+/** a rate limit: at most `limit` in a burst, refilled at `limit` per `windowSec` (GCRA) */
+export interface RateSpec {
+  readonly key: string;
+  readonly limit: number;
+  readonly windowSec: number;
+}
+
+export interface AdmitResult {
+  readonly admitted: boolean;
+  /** the first limit that refused, as an index into the request's leases or rates */
+  readonly refused: { readonly kind: 'lease' | 'rate'; readonly index: number } | null;
+  /** for a refused rate: ms until one more would be admitted */
+  readonly retryAfterMs: number;
+}
+
+/**
+ * The generic cell rate algorithm (a token bucket kept as one timestamp, the "theoretical arrival
+ * time"): `limit` events may come at once, then one every windowMs/limit. There is no window
+ * boundary, so no double burst across one. Returns the new TAT when admitted.
+ */
+export function gcra(tat: number | null, now: number, limit: number, windowMs: number): { ok: boolean; tat: number; retryAfterMs: number } {
+  const interval = windowMs / limit;
+  const base = Math.max(tat ?? now, now);
+  const next = base + interval;
+  if (next - now > windowMs) return { ok: false, tat: base, retryAfterMs: Math.ceil(next - now - windowMs) };
+  return { ok: true, tat: next, retryAfterMs: 0 };
+}
+
 export interface Store {
   readonly backend: 'memory' | 'redis';
   /** add `by` to a counter; the TTL is set when the counter is created (never extended) */
@@ -37,6 +71,14 @@ export interface Store {
   leaseRefresh(key: string, id: string, ttlSec: number): Promise<boolean>;
   leaseRelease(key: string, id: string): Promise<void>;
   leaseCount(key: string): Promise<number>;
+  /**
+   * All or nothing, atomically: take lease `id` in every lease key (if each has room or already
+   * holds it) and one event of every rate; when any limit refuses, nothing changes.
+   */
+  admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult>;
+  /** extend the leases `id` holds in `keys`, re-creating any that vanished (a Redis restart) */
+  leaseRefreshMany(keys: readonly string[], id: string, ttlSec: number): Promise<void>;
+  leaseReleaseMany(keys: readonly string[], id: string): Promise<void>;
   /** put a member with a value (e.g. JSON of reason and source) and an optional TTL */
   setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void>;
   /** the member's value, or null when absent or expired */
@@ -60,6 +102,7 @@ export class MemoryStore implements Store {
   private readonly counters = new Map<string, Expiring<number>>();
   private readonly cache = new Map<string, Expiring<string>>();
   private readonly leases = new Map<string, Map<string, number>>();
+  private readonly rates = new Map<string, Expiring<number>>();
   private readonly sets = new Map<string, Map<string, { value: string; expiresAt: number | null }>>();
   private sweeper: NodeJS.Timeout | null = null;
 
@@ -79,6 +122,7 @@ export class MemoryStore implements Store {
     const t = this.now();
     for (const [k, v] of this.counters) if (v.expiresAt <= t) this.counters.delete(k);
     for (const [k, v] of this.cache) if (v.expiresAt <= t) this.cache.delete(k);
+    for (const [k, v] of this.rates) if (v.expiresAt <= t) this.rates.delete(k);
     for (const [k, m] of this.leases) {
       for (const [id, exp] of m) if (exp <= t) m.delete(id);
       if (m.size === 0) this.leases.delete(k);
@@ -145,6 +189,34 @@ export class MemoryStore implements Store {
 
   async leaseCount(key: string): Promise<number> {
     return this.liveLeases(key).size;
+  }
+
+  async admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
+    const now = this.now();
+    for (let i = 0; i < leases.length; i++) {
+      const l = leases[i] as LeaseSpec;
+      const m = this.liveLeases(l.key);
+      if (!m.has(id) && m.size >= l.max) return { admitted: false, refused: { kind: 'lease', index: i }, retryAfterMs: 0 };
+    }
+    const tats: number[] = [];
+    for (let j = 0; j < rates.length; j++) {
+      const r = rates[j] as RateSpec;
+      const g = gcra(this.live(this.rates, r.key)?.value ?? null, now, r.limit, r.windowSec * 1000);
+      if (!g.ok) return { admitted: false, refused: { kind: 'rate', index: j }, retryAfterMs: g.retryAfterMs };
+      tats.push(g.tat);
+    }
+    for (const l of leases) this.liveLeases(l.key).set(id, now + leaseTtlSec * 1000);
+    rates.forEach((r, j) => this.rates.set(r.key, { value: tats[j] as number, expiresAt: tats[j] as number }));
+    return { admitted: true, refused: null, retryAfterMs: 0 };
+  }
+
+  async leaseRefreshMany(keys: readonly string[], id: string, ttlSec: number): Promise<void> {
+    const exp = this.now() + ttlSec * 1000;
+    for (const k of keys) this.liveLeases(k).set(id, exp);
+  }
+
+  async leaseReleaseMany(keys: readonly string[], id: string): Promise<void> {
+    for (const k of keys) this.leases.get(k)?.delete(id);
   }
 
   async setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
