@@ -51,6 +51,7 @@ export function parseRate(text: string): Rate {
   if (!m) throw new Error(`"${text}" is not a rate (N/window, e.g. 30/1m)`);
   const windowSec = parseDuration((m[2] as string).replace(/^([a-z]+)$/i, '1$1'));
   if (windowSec <= 0) throw new Error(`"${text}": the window must be longer than zero`);
+  if (Number(m[1]) < 1) throw new Error(`"${text}": the limit must be at least 1 (write off for no limit)`);
   return { limit: Number(m[1]), windowSec };
 }
 
@@ -149,7 +150,7 @@ export const f = {
       doc,
       parse(raw) {
         const s = scalar(raw);
-        return s === '' || s === '0' ? null : Object.freeze(parseRate(s));
+        return s === '' || s === '0' || s.toLowerCase() === 'off' ? null : Object.freeze(parseRate(s));
       },
     };
   },
