@@ -265,7 +265,8 @@ export function register(this: LimitPlugin): void {
       if (st && txn) {
         const privileged = conn.relaying || authUser(conn) !== null || shieldNotes(conn).relayClient;
         const max = privileged ? st.limits.max_rcpts_relay : st.limits.max_rcpts;
-        if (max > 0 && txn.rcpt_to.length >= max) {
+        // Haraka adds the recipient to rcpt_to before the rcpt hooks run
+        if (max > 0 && txn.rcpt_to.length > max) {
           return refuse(this, conn, privileged ? 'max_rcpts_relay' : 'max_rcpts', reply(452, '4.5.3', `Too many recipients for one message (limit ${max}); send the rest in another message`));
         }
       }
