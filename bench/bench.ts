@@ -9,6 +9,7 @@
  */
 import { DnsFixture, type ZoneEntry } from '../test/helpers/dns-server';
 import { startHaraka, type HarakaOptions } from '../test/helpers/haraka';
+import { spawn } from 'node:child_process';
 import { SmtpClient } from '../test/helpers/smtp';
 import { domainEntries, ipEntries } from './lists-data';
 
@@ -32,6 +33,16 @@ const SCENARIOS: Scenario[] = [
     name: 'shield.relay + shield.rdns',
     opts: { plugins: ['shield.relay', 'shield.rdns', 'queue/discard'], files: { 'shield.relay.ini': '[main]\ndomains = example.com\n' } },
     warm: true,
+  },
+  {
+    name: 'shield.relay + shield.limit (limits on, none hit)',
+    opts: {
+      plugins: ['shield.relay', 'shield.limit', 'queue/discard'],
+      files: {
+        'shield.relay.ini': '[main]\ndomains = example.com\n',
+        'shield.limit.ini': '[concurrency]\nconc_ip = 10\nconc_net = 1000\nconc_total = 10000\n\n[rates]\nconn_ip = 600/1m\ndaily_ip = 10000/1d\nmsg_ip = 600/1m\nmsg_sender_domain = 100000/1h\nrcpt_ip = 6000/1m\n',
+      },
+    },
   },
   {
     name: 'shield.relay + shield.blocklist (100k IP + 100k domain entries)',
@@ -108,10 +119,40 @@ interface Row {
   p50: number;
   p99: number;
   dnsPerSession: number;
+  redisPerSession: number;
+}
+
+/**
+ * Count the requests clients send to the Redis on 127.0.0.1:6379 while it runs (MONITOR): one per
+ * round trip; the commands a Lua script runs inside Redis are not requests and are not counted.
+ */
+function redisMonitor(): { stop(): Promise<number> } {
+  let n = 0;
+  let buf = '';
+  const child = spawn('redis-cli', ['monitor'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    buf += d;
+    const lines = buf.split('\n');
+    buf = lines.pop() ?? '';
+    for (const l of lines) if (/\[\d+ [\d.:]+\] "/.test(l) && !/\] "(info|monitor|ping)"/i.test(l)) n++;
+  });
+  child.on('error', () => (n = NaN));
+  return {
+    stop: () =>
+      new Promise((resolve) => {
+        setTimeout(() => {
+          child.kill();
+          resolve(n);
+        }, 200);
+      }),
+  };
 }
 
 async function measure(name: string, port: number, dns: DnsFixture, sessions: number, concurrency: number): Promise<Row> {
   dns.queries = [];
+  const monitor = redisMonitor();
+  await new Promise((r) => setTimeout(r, 200));
   const lat: number[] = [];
   let next = 0;
   const t0 = Date.now();
@@ -121,8 +162,9 @@ async function measure(name: string, port: number, dns: DnsFixture, sessions: nu
     }),
   );
   const secs = (Date.now() - t0) / 1000;
+  const redisRequests = await monitor.stop();
   lat.sort((a, b) => a - b);
-  return { name, rate: sessions / secs, p50: pct(lat, 50), p99: pct(lat, 99), dnsPerSession: dns.queries.length / sessions };
+  return { name, rate: sessions / secs, p50: pct(lat, 50), p99: pct(lat, 99), dnsPerSession: dns.queries.length / sessions, redisPerSession: redisRequests / sessions };
 }
 
 async function run(s: Scenario, dns: DnsFixture, sessions: number, concurrency: number): Promise<Row[]> {
@@ -150,10 +192,10 @@ async function main(): Promise<void> {
   await dns.close();
   const base = rows[0];
   const pad = (v: string, n: number) => v.padStart(n);
-  console.log(`\n${'scenario'.padEnd(66)}${pad('sessions/s', 12)}${pad('p50 ms', 10)}${pad('p99 ms', 10)}${pad('DNS q/sess', 12)}${pad('vs base', 10)}`);
+  console.log(`\n${'scenario'.padEnd(66)}${pad('sessions/s', 12)}${pad('p50 ms', 10)}${pad('p99 ms', 10)}${pad('DNS q/sess', 12)}${pad('Redis rt/sess', 15)}${pad('vs base', 10)}`);
   for (const r of rows) {
     console.log(
-      `${r.name.padEnd(66)}${pad(r.rate.toFixed(1), 12)}${pad(r.p50.toFixed(1), 10)}${pad(r.p99.toFixed(1), 10)}${pad(r.dnsPerSession.toFixed(2), 12)}${pad(base ? (r.rate / base.rate).toFixed(2) : '-', 10)}`,
+      `${r.name.padEnd(66)}${pad(r.rate.toFixed(1), 12)}${pad(r.p50.toFixed(1), 10)}${pad(r.p99.toFixed(1), 10)}${pad(r.dnsPerSession.toFixed(2), 12)}${pad(r.redisPerSession.toFixed(2), 15)}${pad(base ? (r.rate / base.rate).toFixed(2) : '-', 10)}`,
     );
   }
 }
