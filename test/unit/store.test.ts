@@ -130,6 +130,18 @@ function contract(name: string, make: () => Promise<{ store: Store; done: () => 
       assert.deepEqual(await store.setEntries('s'), []);
     });
 
+    it('cacheGetMany / cacheSetMany read and write several keys at once, each with its TTL', async () => {
+      await store.cacheSetMany([
+        { key: 'm1', value: 'a', ttlSec: 10 },
+        { key: 'm2', value: '', ttlSec: 0.3 },
+        { key: 'm3', value: 'never', ttlSec: 0 },
+      ]);
+      assert.deepEqual(await store.cacheGetMany(['m1', 'm2', 'm3', 'm4']), ['a', '', null, null]);
+      await sleep(400);
+      assert.deepEqual(await store.cacheGetMany(['m1', 'm2']), ['a', null]);
+      assert.deepEqual(await store.cacheGetMany([]), []);
+    });
+
     it('the cache returns what was set until its TTL passes', async () => {
       assert.equal(await store.cacheGet('k'), null);
       await store.cacheSet('k', 'v', 0.3);

@@ -19,7 +19,7 @@ export interface Field<T> {
   parse(raw: Exclude<RawValue, undefined>): T;
 }
 
-type Schema = Record<string, Record<string, Field<unknown>>>;
+export type Schema = Record<string, Record<string, Field<unknown>>>;
 export type SchemaOf<S> = { readonly [K in keyof S]: { readonly [F in keyof S[K]]: S[K][F] extends Field<infer T> ? T : never } };
 
 function scalar(raw: Exclude<RawValue, undefined>): string {
@@ -68,6 +68,22 @@ export const f = {
         if (TRUE.has(s)) return true;
         if (FALSE.has(s)) return false;
         throw new Error(`"${s}" is not a boolean (true/false)`);
+      },
+    };
+  },
+  /** a decimal number: "1", "0.5", "-2" */
+  num(def: number, doc: string, opts: { min?: number; max?: number } = {}): Field<number> {
+    return {
+      kind: 'number',
+      default: def,
+      doc,
+      parse(raw) {
+        const s = scalar(raw);
+        if (!/^-?\d+(\.\d+)?$/.test(s)) throw new Error(`"${s}" is not a number`);
+        const n = Number(s);
+        if (opts.min !== undefined && n < opts.min) throw new Error(`${n} is below the minimum ${opts.min}`);
+        if (opts.max !== undefined && n > opts.max) throw new Error(`${n} is above the maximum ${opts.max}`);
+        return n;
       },
     };
   },

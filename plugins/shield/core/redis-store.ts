@@ -119,6 +119,13 @@ const LEASE_RELEASE_MANY = new Script(`
 for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1`);
 
+// KEYS cache keys; ARGV value_1, ttl_ms_1, value_2, ttl_ms_2, ...
+const CACHE_SET_MANY = new Script(`
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i])
+end
+return 1`);
+
 // KEYS[1] zset member->expiry (NEVER = none), KEYS[2] hash member->value; ARGV member, value, expiry
 const SET_PUT = new Script(`
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
@@ -258,5 +265,21 @@ export class RedisStore implements Store {
 
   async cacheDelete(key: string): Promise<void> {
     await this.client.sendCommand(['DEL', this.k(key)]);
+  }
+
+  async cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {
+    if (keys.length === 0) return [];
+    const v = (await this.client.sendCommand(['MGET', ...keys.map((k) => this.k(k))])) as Array<string | null>;
+    return v.map((x) => (x === null || x === undefined ? null : String(x)));
+  }
+
+  async cacheSetMany(entries: ReadonlyArray<{ key: string; value: string; ttlSec: number }>): Promise<void> {
+    const live = entries.filter((e) => Math.round(e.ttlSec * 1000) > 0);
+    if (live.length === 0) return;
+    await CACHE_SET_MANY.run(
+      this.client,
+      live.map((e) => this.k(e.key)),
+      live.flatMap((e) => [e.value, Math.round(e.ttlSec * 1000)]),
+    );
   }
 }

@@ -220,4 +220,10 @@ export class ResilientStore implements Store {
   cacheDelete(key: string): Promise<void> {
     return this.run((s) => s.cacheDelete(key));
   }
+  cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {
+    return this.run((s) => s.cacheGetMany(keys));
+  }
+  cacheSetMany(entries: ReadonlyArray<{ key: string; value: string; ttlSec: number }>): Promise<void> {
+    return this.run((s) => s.cacheSetMany(entries));
+  }
 }

@@ -88,6 +88,10 @@ export interface Store {
   setEntries(key: string): Promise<SetEntry[]>;
   cacheGet(key: string): Promise<string | null>;
   cacheSet(key: string, value: string, ttlSec: number): Promise<void>;
+  /** several cache reads in one round trip */
+  cacheGetMany(keys: readonly string[]): Promise<Array<string | null>>;
+  /** several cache writes in one round trip */
+  cacheSetMany(entries: ReadonlyArray<{ key: string; value: string; ttlSec: number }>): Promise<void>;
   cacheDelete(key: string): Promise<void>;
 }
 
@@ -268,5 +272,13 @@ export class MemoryStore implements Store {
 
   async cacheDelete(key: string): Promise<void> {
     this.cache.delete(key);
+  }
+
+  async cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {
+    return keys.map((k) => this.live(this.cache, k)?.value ?? null);
+  }
+
+  async cacheSetMany(entries: ReadonlyArray<{ key: string; value: string; ttlSec: number }>): Promise<void> {
+    for (const e of entries) await this.cacheSet(e.key, e.value, e.ttlSec);
   }
 }

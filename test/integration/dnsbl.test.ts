@@ -1,0 +1,227 @@
+/**
+ * shield.dnsbl through a real Haraka, the DNS fixture serving the zones, and a real SMTP client.
+ */
+import assert from 'node:assert/strict';
+import { DnsFixture, type ZoneEntry } from '../helpers/dns-server';
+import { startHaraka, type HarakaProcess } from '../helpers/haraka';
+import { SmtpClient, session, type SmtpReply } from '../helpers/smtp';
+
+const PLUGINS = ['test.auth', 'shield.relay', 'shield.dnsbl', 'queue/discard'];
+export const DNSBL_INI = `[main]
+zones = bl, wl, blocked, slow, dbl, tag, everything
+threshold = 1
+health_interval = 1s
+
+[bl]
+zone = bl.example.net
+ipv6 = true
+listed[] = 127.0.0.2 spam 1
+listed[] = 127.0.0.3 botnet 1
+lookup_url = https://lookup.example.net/?{item}
+
+[wl]
+type = allow
+zone = wl.example.net
+weight = 2
+test_listed =
+test_unlisted =
+
+[blocked]
+zone = blocked.example.net
+test_listed =
+test_unlisted =
+
+[slow]
+zone = slow.example.net
+test_listed =
+test_unlisted =
+
+[dbl]
+type = domain
+zone = dbl.example.net
+listed[] = 127.0.1.2 dbl 1
+test_listed =
+test_unlisted =
+
+[tag]
+zone = tag.example.net
+tag_only = true
+test_listed =
+test_unlisted =
+
+[everything]
+zone = everything.example.net
+`;
+const MESSAGE = 'From: a@example.org\nTo: b@example.com\nSubject: test\n\nhello\n';
+
+/** the zone data: which client is listed where */
+export function dnsblZones(): Record<string, ZoneEntry> {
+  return {
+    // bl: test points and listings
+    '2.0.0.127.bl.example.net': { A: ['127.0.0.2'] },
+    '2.60.18.198.bl.example.net': { A: ['127.0.0.2'], ttl: 300 },
+    '3.60.18.198.bl.example.net': { A: ['127.0.0.2'] },
+    '9.60.18.198.bl.example.net': { A: ['127.0.0.3'] },
+    '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.0.0.0.0.0.0.0.2.0.0.0.1.0.0.2.bl.example.net': { A: ['127.0.0.2'] },
+    '3.60.18.198.wl.example.net': { A: ['127.0.0.2'] },
+    // a resolver Spamhaus refuses: 127.255.255.254 for everything
+    '4.60.18.198.blocked.example.net': { A: ['127.255.255.254'] },
+    '6.60.18.198.blocked.example.net': { A: ['127.255.255.254'] },
+    // a dead zone
+    ...Object.fromEntries(['4', '5', '6', '7', '8'].map((o) => [`${o}.60.18.198.slow.example.net`, { drop: true } as ZoneEntry])),
+    // registered domains: what a DBL-style zone is asked about
+    'example.net.dbl.example.net': { A: ['127.0.1.2'] },
+    '7.60.18.198.tag.example.net': { A: ['127.0.0.2'] },
+    // a zone that lists everything, its "never listed" test point included
+    '1.0.0.127.everything.example.net': { A: ['127.0.0.2'] },
+    '2.0.0.127.everything.example.net': { A: ['127.0.0.2'] },
+    '8.60.18.198.everything.example.net': { A: ['127.0.0.2'] },
+  };
+}
+
+let src = 10;
+function from(): string {
+  src = src >= 250 ? 10 : src + 1;
+  return `127.0.0.${src}`;
+}
+
+function assertReply(r: SmtpReply | undefined, code: number, status: string, what: string): void {
+  assert.ok(r, `${what}: no reply`);
+  assert.equal(r.code, code, `${what}: ${r.text}`);
+  assert.match(r.text, new RegExp(`^${code} ${status.replace(/\./g, '\\.')} `), `${what}: ${r.text}`);
+}
+
+describe('shield.dnsbl (integration)', function () {
+  this.timeout(30000);
+  let dns: DnsFixture;
+  let haraka: HarakaProcess;
+
+  before(async () => {
+    dns = await DnsFixture.start(dnsblZones());
+    haraka = await startHaraka({ plugins: PLUGINS, dns: dns.address, files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.dnsbl.ini': DNSBL_INI } });
+    // the first health round has disabled the zone that lists everything
+    await haraka.waitFor(/dnsbl zone everything disabled: it lists the test point 127\.0\.0\.1/);
+  });
+  after(async () => {
+    await haraka?.stop();
+    await dns?.close();
+  });
+
+  const conn = (proxyFrom: string) => ({ port: haraka.port, localAddress: from(), proxyFrom });
+
+  it('refuses a listed client at RCPT with 550 5.7.1 naming the list, the code and the lookup URL; postmaster@ still reachable', async () => {
+    const r = await session({ ...conn('198.18.60.2'), from: 'a@example.org', rcpts: ['b@example.com', 'postmaster@example.com'], message: MESSAGE });
+    assert.equal(r.greeting.code, 220);
+    assert.equal(r.mail.code, 250);
+    assertReply(r.rcpts[0], 550, '5.7.1', 'listed client');
+    assert.match(r.rcpts[0]!.text, /Rejected: 198\.18\.60\.2 is listed by bl \(spam\) https:\/\/lookup\.example\.net\/\?198\.18\.60\.2/);
+    assert.equal(r.rcpts[1]?.code, 250, r.rcpts[1]?.text);
+    assert.equal(r.data?.code, 250);
+  });
+
+  it('an allowlist weight pulls a listed client below the threshold', async () => {
+    const r = await session({ ...conn('198.18.60.3'), from: 'a@example.org', rcpts: ['b@example.com'] });
+    assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
+    await haraka.waitFor(/shield summary ip=198\.18\.60\.3 .*dnsbl=pass:below_threshold\(-1\)/);
+  });
+
+  it('a "blocked resolver" answer (127.255.255.254) is a zone error, not a listing, and is logged loudly', async () => {
+    const r = await session({ ...conn('198.18.60.6'), from: 'a@example.org', rcpts: ['b@example.com'] });
+    assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
+    await haraka.waitFor(/dnsbl zone blocked: answer 127\.255\.255\.254 is an error code .*never read as listings/);
+  });
+
+  it('a zone that times out neither rejects nor delays the session past the DNS timeout', async () => {
+    const c = await SmtpClient.connect(conn('198.18.60.5'));
+    try {
+      await c.cmd('EHLO client.example.org');
+      await c.cmd('MAIL FROM:<a@example.org>');
+      const t0 = Date.now();
+      const r = await c.cmd('RCPT TO:<b@example.com>');
+      assert.equal(r.code, 250, r.text);
+      // [dns] timeout 500 ms, 2 tries: at most about 1 s, and it started at connect
+      assert.ok(Date.now() - t0 < 1300, `RCPT took ${Date.now() - t0} ms`);
+    } finally {
+      await c.quit();
+    }
+    await haraka.waitFor(/dnsbl zone slow: timed out/);
+  });
+
+  it('refuses a HELO name and a sender domain listed in a domain zone', async () => {
+    const helo = await session({ ...conn('198.18.61.1'), helo: 'mx.example.net', from: 'a@example.org', rcpts: ['b@example.com'] });
+    assertReply(helo.rcpts[0], 550, '5.7.1', 'listed HELO domain');
+    assert.match(helo.rcpts[0]!.text, /the HELO name example\.net is listed by dbl \(dbl\)/);
+    const sender = await session({ ...conn('198.18.61.2'), from: 'x@news.example.net', rcpts: ['b@example.com'] });
+    assertReply(sender.rcpts[0], 550, '5.7.1', 'listed sender domain');
+    assert.match(sender.rcpts[0]!.text, /the sender domain example\.net is listed by dbl/);
+    // the next transaction with another sender is judged again
+    const c = await SmtpClient.connect(conn('198.18.61.3'));
+    try {
+      await c.cmd('EHLO client.example.org');
+      await c.cmd('MAIL FROM:<x@example.net>');
+      assertReply(await c.cmd('RCPT TO:<b@example.com>'), 550, '5.7.1', 'first transaction');
+      await c.cmd('RSET');
+      await c.cmd('MAIL FROM:<x@example.org>');
+      assert.equal((await c.cmd('RCPT TO:<b@example.com>')).code, 250, 'second transaction, clean sender');
+    } finally {
+      await c.quit();
+    }
+  });
+
+  it('a tag-only zone records and tags, never rejects', async () => {
+    const r = await session({ ...conn('198.18.60.7'), from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
+    assert.equal(r.rcpts[0]?.code, 250);
+    assert.equal(r.data?.code, 250);
+    await haraka.waitFor(/shield summary ip=198\.18\.60\.7 .*tags=dnsbl:tag/);
+  });
+
+  it('a zone disabled by the health check is not used: its listing does not count', async () => {
+    const r = await session({ ...conn('198.18.60.8'), from: 'a@example.org', rcpts: ['b@example.com'] });
+    assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
+    assert.equal(dns.countFor('8.60.18.198.everything.example.net'), 0, 'the disabled zone is not even asked');
+  });
+
+  it('IPv6 clients are looked up in nibble format', async () => {
+    const r = await session({ ...conn('2001:2:0:6::1'), from: 'a@example.org', rcpts: ['b@example.com'] });
+    assertReply(r.rcpts[0], 550, '5.7.1', 'listed IPv6 client');
+  });
+
+  it('authenticated users are exempt', async () => {
+    const r = await session({ ...conn('198.18.60.9'), auth: ['alice', 'wonderland'], from: 'alice@example.com', rcpts: ['friend@other.example'] });
+    assert.equal(r.auth?.code, 235);
+    assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
+  });
+
+  it('answers are cached: a listed client that comes back costs no DNS query', async () => {
+    const before = dns.countFor('2.60.18.198.bl.example.net');
+    const r = await session({ ...conn('198.18.60.2'), from: 'a@example.org', rcpts: ['b@example.com'] });
+    assertReply(r.rcpts[0], 550, '5.7.1', 'listed client again');
+    assert.equal(dns.countFor('2.60.18.198.bl.example.net'), before);
+  });
+});
+
+describe('shield.dnsbl enforce_at = connect (integration)', function () {
+  this.timeout(30000);
+  let dns: DnsFixture;
+  let haraka: HarakaProcess;
+
+  before(async () => {
+    dns = await DnsFixture.start(dnsblZones());
+    haraka = await startHaraka({
+      plugins: PLUGINS,
+      dns: dns.address,
+      files: { 'shield.dnsbl.ini': DNSBL_INI.replace('threshold = 1', 'threshold = 1\nenforce_at = connect').replace('health_interval = 1s', 'health_interval = 0') },
+    });
+  });
+  after(async () => {
+    await haraka?.stop();
+    await dns?.close();
+  });
+
+  it('refuses a listed client in the greeting with 554 5.7.1', async () => {
+    const c = await SmtpClient.connect({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.60.9' });
+    await c.quit();
+    assertReply(c.greeting, 554, '5.7.1', 'listed client at connect');
+    assert.match(c.greeting.text, /198\.18\.60\.9 is listed by bl \(botnet\)/);
+  });
+});

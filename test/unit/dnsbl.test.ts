@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { classify, describeListings, domainItem, ipQueryLabel, parsePattern, queryName, score, type Zone, type ZoneResult } from '../../plugins/shield/checks/dnsbl';
+import { parseIp, type ParsedIp } from '../../plugins/shield/core/net';
+import { parseDnsblConfig } from '../../plugins/shield.dnsbl';
+
+const ip = (s: string) => parseIp(s) as ParsedIp;
+
+function zone(over: Partial<Zone> = {}): Zone {
+  return {
+    name: 'zen',
+    type: 'ip',
+    zone: 'zen.spamhaus.org',
+    key: '',
+    ipv4: true,
+    ipv6: false,
+    listed: [parsePattern('127.0.0.2 sbl 1', { label: 'x', weight: 1 }), parsePattern('127.0.0.4-127.0.0.7 xbl 1', { label: 'x', weight: 1 }), parsePattern('127.0.0.10-127.0.0.11 pbl 0.5', { label: 'x', weight: 1 })],
+    errors: [],
+    weight: 1,
+    tagOnly: false,
+    lookupUrl: 'https://check.example.net/?q={item}',
+    identities: ['helo', 'rdns', 'mail_from'],
+    registeredDomain: true,
+    ...over,
+  };
+}
+
+describe('dnsbl: return codes', () => {
+  it('exact codes and ranges count with their labels; several matching patterns add up', () => {
+    assert.deepEqual(classify(zone(), ['127.0.0.2']), { status: 'listed', codes: ['127.0.0.2'], labels: ['sbl'], weight: 1 });
+    assert.deepEqual(classify(zone(), ['127.0.0.4', '127.0.0.11']), { status: 'listed', codes: ['127.0.0.4', '127.0.0.11'], labels: ['xbl', 'pbl'], weight: 1.5 });
+    assert.deepEqual(classify(zone(), []), { status: 'clean' });
+  });
+
+  it('bitmasks (SURBL multi style) and octet wildcards (DNSWL trust levels)', () => {
+    const multi = zone({ listed: [parsePattern('bitmask:8 ph 1', { label: 'x', weight: 1 }), parsePattern('bitmask:64 abuse 2', { label: 'x', weight: 1 })] });
+    assert.equal((classify(multi, ['127.0.0.72']) as { weight: number }).weight, 3);
+    assert.equal(classify(multi, ['127.0.0.4']).status, 'error', 'a code that matches no pattern is not a listing');
+    const wl = zone({ type: 'allow', listed: [parsePattern('127.0.*.3 hi -2', { label: 'x', weight: 1 })] });
+    assert.equal((classify(wl, ['127.0.15.3']) as { weight: number }).weight, -2);
+    assert.throws(() => parsePattern('127.0.*.300', { label: 'x', weight: 1 }), /not a code pattern/);
+    assert.throws(() => parsePattern('bitmask:0', { label: 'x', weight: 1 }), /1\.\.255/);
+    assert.throws(() => parsePattern('127.0.0.9-127.0.0.2', { label: 'x', weight: 1 }), /backwards/);
+    assert.throws(() => parsePattern('127.0.0.2 sbl heavy', { label: 'x', weight: 1 }), /not a number/);
+  });
+
+  it('never reads an error as a listing: 127.255.255.x, 127.0.0.1, zone error codes, answers outside 127/8', () => {
+    for (const code of ['127.255.255.254', '127.255.255.252', '127.0.0.1', '10.0.0.2', '192.0.2.1']) {
+      assert.equal(classify(zone(), [code]).status, 'error', code);
+    }
+    const dnswl = zone({ type: 'allow', listed: [], errors: [parsePattern('127.0.0.255', { label: 'e', weight: 0 })] });
+    assert.equal(classify(dnswl, ['127.0.0.255']).status, 'error');
+    // one bad code among good ones spoils the answer: the whole answer is suspect
+    assert.equal(classify(zone(), ['127.0.0.2', '127.255.255.254']).status, 'error');
+    // no listed patterns: any other 127/8 answer counts with the zone weight
+    assert.deepEqual(classify(zone({ listed: [], weight: 2 }), ['127.0.0.9']), { status: 'listed', codes: ['127.0.0.9'], labels: [], weight: 2 });
+  });
+});
+
+describe('dnsbl: queries', () => {
+  it('IPv4 reversed, IPv6 in nibbles, IPv4-mapped as IPv4', () => {
+    assert.equal(ipQueryLabel(ip('192.0.2.99')), '99.2.0.192');
+    assert.equal(ipQueryLabel(ip('2001:db8::1')), '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2');
+    assert.equal(ipQueryLabel(ip('::ffff:192.0.2.99')), '99.2.0.192');
+  });
+
+  it('puts a DQS key between the item and the zone', () => {
+    assert.equal(queryName(zone({ zone: 'zen.dq.spamhaus.net', key: 'SECRETKEY' }), '2.0.0.127'), '2.0.0.127.SECRETKEY.zen.dq.spamhaus.net');
+  });
+
+  it('domain items: the registered domain (public-suffix aware) or the full name; never IPs or single labels', () => {
+    assert.equal(domainItem(zone({ type: 'domain' }), 'Mail.Example.CO.UK.'), 'example.co.uk');
+    assert.equal(domainItem(zone({ type: 'domain', registeredDomain: false }), 'mail.example.co.uk'), 'mail.example.co.uk');
+    assert.equal(domainItem(zone({ type: 'domain' }), '192.0.2.1'), null);
+    assert.equal(domainItem(zone({ type: 'domain' }), '[192.0.2.1]'), null);
+    assert.equal(domainItem(zone({ type: 'domain' }), 'localhost'), null);
+  });
+});
+
+describe('dnsbl: scoring', () => {
+  const r = (z: Zone, codes: string[], identity: ZoneResult['identity'] = 'ip'): ZoneResult => ({ zone: z, item: '2.0.0.127', identity, outcome: classify(z, codes) });
+
+  it('sums weights; allowlists pull the score down; tag-only zones do not count; errors do not count', () => {
+    const zen = zone();
+    const sc = zone({ name: 'spamcop', listed: [], weight: 1 });
+    const wl = zone({ name: 'dnswl', type: 'allow', listed: [], weight: -1.5 });
+    const tag = zone({ name: 'uce', listed: [], weight: 5, tagOnly: true });
+    const s = score([r(zen, ['127.0.0.2']), r(sc, ['127.0.0.2']), r(wl, ['127.0.0.2']), r(tag, ['127.0.0.2']), r(zone({ name: 'broken' }), ['127.255.255.254'])]);
+    assert.equal(s.score, 0.5);
+    assert.deepEqual(s.listings.map((l) => l.zone.name), ['zen', 'spamcop', 'dnswl']);
+    assert.deepEqual(s.tags.map((l) => l.zone.name), ['uce']);
+    assert.deepEqual(s.errors.map((l) => l.zone.name), ['broken']);
+  });
+
+  it('describes listings with labels and lookup URLs, and never a DQS key', () => {
+    const dq = zone({ name: 'zen', zone: 'zen.dq.spamhaus.net', key: 'SECRETKEY' });
+    const text = describeListings([{ zone: dq, item: '198.51.100.7', identity: 'ip', outcome: classify(dq, ['127.0.0.4']) }]);
+    assert.equal(text, 'zen (xbl) https://check.example.net/?q=198.51.100.7');
+    assert.doesNotMatch(text, /SECRETKEY/);
+  });
+});
+
+describe('dnsbl: config', () => {
+  const base = { main: { zones: 'zen, wl' }, zen: { zone: 'zen.spamhaus.org', listed: ['127.0.0.2 sbl 1'] }, wl: { type: 'allow', zone: 'list.dnswl.org', weight: '2' }, off: { zone: 'off.example.net' } };
+
+  it('reads zones from their sections; allow weights count negative; unused sections are checked but not used', () => {
+    const c = parseDnsblConfig(base as never);
+    assert.deepEqual(c.zones.map((z) => [z.name, z.weight]), [['zen', 1], ['wl', -2]]);
+    assert.deepEqual(c.probes.get('zen'), { listed: '127.0.0.2', unlisted: '127.0.0.1' });
+  });
+
+  it('names the file, section and key of a bad value', () => {
+    assert.throws(() => parseDnsblConfig({ ...base, zen: { zone: 'zen.spamhaus.org', listed: ['127.0.0.2 sbl heavy'] } } as never), /shield\.dnsbl\.ini \[zen\] listed: .*not a number/);
+    assert.throws(() => parseDnsblConfig({ ...base, zen: { zone: 'not a zone!' } } as never), /shield\.dnsbl\.ini \[zen\] zone:/);
+    assert.throws(() => parseDnsblConfig({ ...base, main: { zones: 'zen, missing' } } as never), /\[main\] zones: no section \[missing\]/);
+    assert.throws(() => parseDnsblConfig({ ...base, off: { zone: 'x.example.net', colour: 'blue' } } as never), /shield\.dnsbl\.ini \[off\] colour/);
+    assert.throws(() => parseDnsblConfig({ ...base, main: { zones: 'zen', threshold: 'high' } } as never), /shield\.dnsbl\.ini \[main\] threshold/);
+  });
+});
