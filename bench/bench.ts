@@ -35,6 +35,17 @@ const SCENARIOS: Scenario[] = [
     warm: true,
   },
   {
+    name: 'shield.relay + shield.dnsbl (6 zones)',
+    opts: {
+      plugins: ['shield.relay', 'shield.dnsbl', 'queue/discard'],
+      files: {
+        'shield.relay.ini': '[main]\ndomains = example.com\n',
+        'shield.dnsbl.ini': `[main]\nzones = z1, z2, z3, z4, z5, z6\nhealth_interval = 0\n${[1, 2, 3, 4, 5, 6].map((i) => `\n[z${i}]\nzone = z${i}.bench.example.net\n`).join('')}`,
+      },
+    },
+    warm: true,
+  },
+  {
     name: 'shield.relay + shield.limit (limits on, none hit)',
     opts: {
       plugins: ['shield.relay', 'shield.limit', 'queue/discard'],
