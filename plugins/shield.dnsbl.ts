@@ -17,6 +17,7 @@ import {
   classify,
   describeListings,
   domainItem,
+  healthVerdict,
   ipQueryLabel,
   parsePattern,
   queryName,
@@ -127,6 +128,8 @@ interface Lookup {
 }
 
 interface ConnState {
+  /** the client address the lookups are for (a PROXY header changes it) */
+  ip: string;
   skip: string | null;
   /** lookups started at connect (IP zones, rDNS name) and at the first HELO */
   pending: Array<Promise<ZoneResult[]>>;
@@ -185,7 +188,15 @@ function noteError(plugin: DnsblPlugin, zone: Zone, why: string): void {
  * Look up every (zone, item) pair: one shared-cache read for all of them, DNS in parallel for the
  * misses, one cache write for the answers. Never rejects; a DNS fault is a zone error.
  */
-async function lookupAll(plugin: DnsblPlugin, lookups: Lookup[]): Promise<ZoneResult[]> {
+function lookupAll(plugin: DnsblPlugin, lookups: Lookup[]): Promise<ZoneResult[]> {
+  // started before anyone awaits it (and maybe never awaited): it must never reject
+  return lookupAllUnsafe(plugin, lookups).catch((err: unknown) => {
+    plugin.logerror(`dnsbl lookups failed: ${errorMessage(err)}`);
+    return [];
+  });
+}
+
+async function lookupAllUnsafe(plugin: DnsblPlugin, lookups: Lookup[]): Promise<ZoneResult[]> {
   const live = lookups.filter((l) => !plugin.disabled.has(l.zone.name));
   if (live.length === 0) return [];
   const store = plugin.shield.suite.store;
@@ -195,8 +206,9 @@ async function lookupAll(plugin: DnsblPlugin, lookups: Lookup[]): Promise<ZoneRe
     live.map(async (l, i): Promise<ZoneResult> => {
       let codes: string[];
       const hit = cached[i];
-      if (hit !== null && hit !== undefined) {
-        codes = JSON.parse(hit) as string[];
+      const fromCache = hit ? parseCached(hit) : null;
+      if (fromCache) {
+        codes = fromCache;
       } else {
         try {
           const ans = await plugin.shield.suite.resolver.query(queryName(l.zone, l.label), 'A');
@@ -217,6 +229,16 @@ async function lookupAll(plugin: DnsblPlugin, lookups: Lookup[]): Promise<ZoneRe
   );
   if (writes.length) store.cacheSetMany(writes).catch(() => undefined);
   return results;
+}
+
+/** a cached answer, or null when the value is not one (then the zone is asked again) */
+function parseCached(raw: string): string[] | null {
+  try {
+    const v: unknown = JSON.parse(raw);
+    return Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : null;
+  } catch {
+    return null;
+  }
 }
 
 function ipLookups(plugin: DnsblPlugin, ip: ParsedIp): Lookup[] {
@@ -320,12 +342,7 @@ async function probe(plugin: DnsblPlugin, zone: Zone): Promise<{ ok: boolean; wh
     }
   };
   const [listed, unlisted] = await Promise.all([p.listed ? ask(p.listed) : Promise.resolve(undefined), p.unlisted ? ask(p.unlisted) : Promise.resolve(undefined)]);
-  if (listed === null && unlisted === null) return { ok: false, why: 'it does not answer (both test points timed out or failed)' };
-  if (unlisted && unlisted.length > 0) return { ok: false, why: `it lists the test point ${p.unlisted}, which no zone lists (it lists everything, or refuses our queries: ${unlisted.join(',')})` };
-  if (listed !== undefined && (listed === null || listed.length === 0 || classify(zone, listed).status !== 'listed')) {
-    return { ok: false, why: `it does not list its test point ${p.listed}${listed && listed.length ? ` (answered ${listed.join(',')})` : ''}` };
-  }
-  return { ok: true, why: '' };
+  return healthVerdict(zone, p, { listed, unlisted });
 }
 
 function startHealth(plugin: DnsblPlugin): void {
@@ -357,11 +374,25 @@ export function register(this: DnsblPlugin): void {
   load(this, true);
   startHealth(this);
 
+  // the address lists are asked at connect_init, in parallel with the PTR lookup (lookup_rdns) that
+  // follows it; whether the answers are used is decided at connect, once the exemptions are known
+  this.dnsbl_connect_init = this.shield.hook('connect_init', (conn) => {
+    const ip = parseIp(conn.remote.ip);
+    const st: ConnState = { ip: conn.remote.ip, skip: null, pending: [], helo: false, recordedErrors: new Set() };
+    conns.set(conn, st);
+    if (ip && !(this.cfg.main.exempt_private && conn.remote.is_private)) st.pending.push(lookupAll(this, ipLookups(this, ip)));
+    return undefined;
+  });
+  this.register_hook('connect_init', 'dnsbl_connect_init');
+
   // after shield.relay, shield.blocklist, shield.limit and shield.rdns have looked at the client
   this.dnsbl_connect = this.shield.hook('connect', async (conn) => {
     const ip = parseIp(conn.remote.ip);
-    const st: ConnState = { skip: null, pending: [], helo: false, recordedErrors: new Set() };
-    conns.set(conn, st);
+    let st = conns.get(conn);
+    if (!st || st.ip !== conn.remote.ip) {
+      st = { ip: conn.remote.ip, skip: null, pending: ip ? [lookupAll(this, ipLookups(this, ip))] : [], helo: false, recordedErrors: new Set() };
+      conns.set(conn, st);
+    }
     if (!ip) return undefined;
     st.skip = exemption(conn, { relayClients: true, authenticated: true, allowlisted: true, privateIps: this.cfg.main.exempt_private });
     if (st.skip) {
@@ -369,7 +400,8 @@ export function register(this: DnsblPlugin): void {
       return undefined;
     }
     const ptr = shieldNotes(conn).ptr?.names[0] ?? null;
-    st.pending.push(lookupAll(this, [...ipLookups(this, ip), ...domainLookups(this, 'rdns', ptr)]));
+    const rdns = domainLookups(this, 'rdns', ptr);
+    if (rdns.length) st.pending.push(lookupAll(this, rdns));
     if (this.cfg.main.enforce_at !== 'connect') return undefined;
     return (await decideFor(this, conn, st.pending, true)) ?? undefined;
   });

@@ -7,7 +7,7 @@ import { DNSBL_INI, dnsblZones } from '../helpers/dnsbl-zones';
 import { startHaraka, type HarakaProcess } from '../helpers/haraka';
 import { SmtpClient, session, type SmtpReply } from '../helpers/smtp';
 
-const PLUGINS = ['test.auth', 'shield.relay', 'shield.dnsbl', 'queue/discard'];
+const PLUGINS = ['test.auth', 'shield.relay', 'shield.dnsbl', 'test.capture', 'queue/discard'];
 const MESSAGE = 'From: a@example.org\nTo: b@example.com\nSubject: test\n\nhello\n';
 let src = 10;
 function from(): string {
@@ -103,6 +103,7 @@ describe('shield.dnsbl (integration)', function () {
     assert.equal(r.rcpts[0]?.code, 250);
     assert.equal(r.data?.code, 250);
     await haraka.waitFor(/shield summary ip=198\.18\.60\.7 .*tags=dnsbl:tag/);
+    await haraka.waitFor(/captured X-Shield-DNSBL: tag$/m);
   });
 
   it('a zone disabled by the health check is not used: its listing does not count', async () => {

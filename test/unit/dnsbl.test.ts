@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { classify, describeListings, domainItem, ipQueryLabel, parsePattern, queryName, score, type Zone, type ZoneResult } from '../../plugins/shield/checks/dnsbl';
+import { classify, describeListings, domainItem, healthVerdict, ipQueryLabel, parsePattern, queryName, score, type Zone, type ZoneResult } from '../../plugins/shield/checks/dnsbl';
 import { parseIp, type ParsedIp } from '../../plugins/shield/core/net';
 import { parseDnsblConfig } from '../../plugins/shield.dnsbl';
 
@@ -96,6 +96,32 @@ describe('dnsbl: scoring', () => {
     const text = describeListings([{ zone: dq, item: '198.51.100.7', identity: 'ip', outcome: classify(dq, ['127.0.0.4']) }]);
     assert.equal(text, 'zen (xbl) https://check.example.net/?q=198.51.100.7');
     assert.doesNotMatch(text, /SECRETKEY/);
+  });
+});
+
+describe('dnsbl: zone health', () => {
+  const points = { listed: '127.0.0.2', unlisted: '127.0.0.1' };
+  it('healthy: lists 127.0.0.2, not 127.0.0.1', () => {
+    assert.deepEqual(healthVerdict(zone(), points, { listed: ['127.0.0.2'], unlisted: [] }), { ok: true, why: '' });
+  });
+  it('a zone that starts listing 127.0.0.1 (everything) is disabled, and enabled again once it stops', () => {
+    const bad = healthVerdict(zone(), points, { listed: ['127.0.0.2'], unlisted: ['127.0.0.2'] });
+    assert.equal(bad.ok, false);
+    assert.match(bad.why, /lists the test point 127\.0\.0\.1/);
+    assert.equal(healthVerdict(zone(), points, { listed: ['127.0.0.2'], unlisted: [] }).ok, true);
+  });
+  it('a zone refusing our resolver (127.255.255.254 for everything) is disabled', () => {
+    const v = healthVerdict(zone(), points, { listed: ['127.255.255.254'], unlisted: ['127.255.255.254'] });
+    assert.equal(v.ok, false);
+  });
+  it('a zone that answers nothing, or does not list its listed point, is disabled', () => {
+    assert.match(healthVerdict(zone(), points, { listed: null, unlisted: null }).why, /does not answer/);
+    assert.match(healthVerdict(zone(), points, { listed: [], unlisted: [] }).why, /does not list its test point 127\.0\.0\.2/);
+    assert.match(healthVerdict(zone(), points, { listed: null, unlisted: [] }).why, /does not list its test point/);
+  });
+  it('points that are not probed are not judged', () => {
+    assert.equal(healthVerdict(zone(), { listed: '', unlisted: '' }, { listed: undefined, unlisted: undefined }).ok, true);
+    assert.equal(healthVerdict(zone(), { listed: '', unlisted: '127.0.0.1' }, { listed: undefined, unlisted: [] }).ok, true);
   });
 });
 

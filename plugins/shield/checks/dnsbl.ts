@@ -177,3 +177,22 @@ export function describeListings(listings: readonly ZoneResult[]): string {
     })
     .join('; ');
 }
+
+/**
+ * A zone's health from the answers for its test points (undefined: that point is not probed; null:
+ * the query failed). A zone must not list the "never listed" point (a zone that does lists
+ * everything, or refuses us with 127.255.255.x) and must list the "always listed" one.
+ */
+export function healthVerdict(
+  zone: Zone,
+  points: { readonly listed: string; readonly unlisted: string },
+  answers: { readonly listed: readonly string[] | null | undefined; readonly unlisted: readonly string[] | null | undefined },
+): { ok: boolean; why: string } {
+  const { listed, unlisted } = answers;
+  if (listed !== undefined && unlisted !== undefined && listed === null && unlisted === null) return { ok: false, why: 'it does not answer (both test points timed out or failed)' };
+  if (unlisted && unlisted.length > 0) return { ok: false, why: `it lists the test point ${points.unlisted}, which no zone lists (it lists everything, or refuses our queries: ${unlisted.join(',')})` };
+  if (listed !== undefined && (listed === null || classify(zone, listed).status !== 'listed')) {
+    return { ok: false, why: `it does not list its test point ${points.listed}${listed && listed.length ? ` (answered ${listed.join(',')})` : ''}` };
+  }
+  return { ok: true, why: '' };
+}
