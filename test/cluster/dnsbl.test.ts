@@ -3,43 +3,38 @@
  * other uses without asking again.
  */
 import assert from 'node:assert/strict';
-import { DnsFixture } from '../helpers/dns-server';
-import { startHaraka, uniquePrefix, type HarakaProcess } from '../helpers/haraka';
-import { session } from '../helpers/smtp';
+import { useHaraka } from '../helpers/env';
+import type { HarakaProcess } from '../helpers/haraka';
+import { nextSource, session } from '../helpers/smtp';
 import { DNSBL_INI, dnsblZones } from '../helpers/dnsbl-zones';
 
 const PLUGINS = ['shield.relay', 'shield.dnsbl', 'queue/discard'];
 
 describe('shield.dnsbl cluster: two nodes, one Redis', function () {
   this.timeout(40000);
+  const env = useHaraka({
+    plugins: PLUGINS,
+    nodes: 2,
+    waitForRedis: true,
+    zones: dnsblZones(),
+    files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.dnsbl.ini': DNSBL_INI.replace('health_interval = 1s', 'health_interval = 4s') },
+  });
   let a: HarakaProcess;
   let b: HarakaProcess;
-  let dns: DnsFixture;
-
-  before(async () => {
-    const prefix = uniquePrefix();
-    dns = await DnsFixture.start(dnsblZones());
-    const opts = { plugins: PLUGINS, prefix, dns: dns.address, files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.dnsbl.ini': DNSBL_INI.replace('health_interval = 1s', 'health_interval = 4s') } };
-    [a, b] = await Promise.all([startHaraka(opts), startHaraka(opts)]);
-    await Promise.all([a.waitFor(/shared store: using Redis/), b.waitFor(/shared store: using Redis/)]);
-  });
-  after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await dns?.close();
-  });
+  before(() => ([a, b] = env.nodes as [HarakaProcess, HarakaProcess]));
 
   it('one node probes the zones per interval, and both apply the verdict', async () => {
     await Promise.all([a.waitFor(/dnsbl zone everything disabled/, 10000), b.waitFor(/dnsbl zone everything disabled/, 10000)]);
-    assert.equal(dns.countFor('1.0.0.127.everything.example.net'), 1, 'one probe for the fleet, not one per node');
+    assert.equal(env.dns.countFor('1.0.0.127.everything.example.net'), 1, 'one probe for the fleet, not one per node');
   });
 
   it('an answer one node fetched is used by the other from the shared cache', async () => {
-    const ra = await session({ port: a.port, localAddress: '127.0.0.91', proxyFrom: '198.18.60.2', from: 'a@example.org', rcpts: ['b@example.com'] });
+    const ra = await session({ port: a.port, localAddress: nextSource(), proxyFrom: '198.18.60.2', from: 'a@example.org', rcpts: ['b@example.com'] });
     assert.match(ra.rcpts[0]?.text ?? '', /^550 5\.7\.1 Rejected: 198\.18\.60\.2 is listed by bl/);
-    const asked = dns.countFor('2.60.18.198.bl.example.net');
+    const asked = env.dns.countFor('2.60.18.198.bl.example.net');
     assert.equal(asked, 1);
-    const rb = await session({ port: b.port, localAddress: '127.0.0.92', proxyFrom: '198.18.60.2', from: 'a@example.org', rcpts: ['b@example.com'] });
+    const rb = await session({ port: b.port, localAddress: nextSource(), proxyFrom: '198.18.60.2', from: 'a@example.org', rcpts: ['b@example.com'] });
     assert.match(rb.rcpts[0]?.text ?? '', /^550 5\.7\.1 Rejected: 198\.18\.60\.2 is listed by bl/);
-    assert.equal(dns.countFor('2.60.18.198.bl.example.net'), asked, 'node B did not ask DNS');
+    assert.equal(env.dns.countFor('2.60.18.198.bl.example.net'), asked, 'node B did not ask DNS');
   });
 });

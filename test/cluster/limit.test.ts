@@ -3,9 +3,13 @@
  * atomically, and the leases of a node killed with SIGKILL expire within 2 x lease_refresh.
  */
 import assert from 'node:assert/strict';
-import { DnsFixture } from '../helpers/dns-server';
-import { startHaraka, uniquePrefix, type HarakaProcess } from '../helpers/haraka';
-import { SmtpClient } from '../helpers/smtp';
+import { useHaraka } from '../helpers/env';
+import type { HarakaProcess } from '../helpers/haraka';
+import { SmtpClient, nextSource } from '../helpers/smtp';
+
+function open(h: HarakaProcess, proxyFrom: string): Promise<SmtpClient> {
+  return SmtpClient.connect({ port: h.port, localAddress: nextSource(), proxyFrom });
+}
 
 const PLUGINS = ['shield.relay', 'shield.limit', 'queue/discard'];
 const LIMIT_INI = `[main]
@@ -18,29 +22,12 @@ conc_ip = 3
 conn_ip = 4/1m
 `;
 
-let src = 100;
-function open(h: HarakaProcess, proxyFrom: string): Promise<SmtpClient> {
-  src = src >= 250 ? 100 : src + 1;
-  return SmtpClient.connect({ port: h.port, localAddress: `127.0.0.${src}`, proxyFrom });
-}
-
 describe('shield.limit cluster: two nodes, one Redis', function () {
   this.timeout(40000);
+  const env = useHaraka({ plugins: PLUGINS, nodes: 2, waitForRedis: true, files: { 'shield.limit.ini': LIMIT_INI, 'shield.limit.overrides': '198.18.51.0/24 conn_ip=off\n' } });
   let a: HarakaProcess;
   let b: HarakaProcess;
-  let dns: DnsFixture;
-
-  before(async () => {
-    const prefix = uniquePrefix();
-    dns = await DnsFixture.start({});
-    const opts = { plugins: PLUGINS, prefix, dns: dns.address, files: { 'shield.limit.ini': LIMIT_INI, 'shield.limit.overrides': '198.18.51.0/24 conn_ip=off\n' } };
-    [a, b] = await Promise.all([startHaraka(opts), startHaraka(opts)]);
-    await Promise.all([a.waitFor(/shared store: using Redis/), b.waitFor(/shared store: using Redis/)]);
-  });
-  after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await dns?.close();
-  });
+  before(() => ([a, b] = env.nodes as [HarakaProcess, HarakaProcess]));
 
   it('a per-IP concurrency limit of 3 admits exactly 3 of 10 simultaneous connections across both nodes', async () => {
     const conns = await Promise.all(Array.from({ length: 10 }, (_, i) => open(i % 2 ? a : b, '198.18.50.1')));
@@ -81,21 +68,10 @@ describe('shield.limit cluster: two nodes, one Redis', function () {
 
 describe('shield.limit cluster: a rate shared by both nodes', function () {
   this.timeout(40000);
+  const env = useHaraka({ plugins: PLUGINS, nodes: 2, waitForRedis: true, files: { 'shield.limit.ini': LIMIT_INI } });
   let a: HarakaProcess;
   let b: HarakaProcess;
-  let dns: DnsFixture;
-
-  before(async () => {
-    const prefix = uniquePrefix();
-    dns = await DnsFixture.start({});
-    const opts = { plugins: PLUGINS, prefix, dns: dns.address, files: { 'shield.limit.ini': LIMIT_INI } };
-    [a, b] = await Promise.all([startHaraka(opts), startHaraka(opts)]);
-    await Promise.all([a.waitFor(/shared store: using Redis/), b.waitFor(/shared store: using Redis/)]);
-  });
-  after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await dns?.close();
-  });
+  before(() => ([a, b] = env.nodes as [HarakaProcess, HarakaProcess]));
 
   it('conn_ip = 4/1m: two connections on each node use it up; the fifth is refused on either', async () => {
     for (const h of [a, b, a, b]) {

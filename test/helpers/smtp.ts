@@ -3,6 +3,7 @@
  * public-looking client address with the HAProxy PROXY protocol (v1), and returns full replies so
  * tests assert codes and enhanced status codes.
  */
+import assert from 'node:assert/strict';
 import net from 'node:net';
 
 export interface SmtpReply {
@@ -142,4 +143,25 @@ export async function session(
   } finally {
     await c.quit();
   }
+}
+
+let source = 10;
+/** a distinct loopback source address for each new connection (127.0.0.10 .. 127.0.0.250) */
+export function nextSource(): string {
+  source = source >= 250 ? 10 : source + 1;
+  return `127.0.0.${source}`;
+}
+
+/** assert a reply's code and enhanced status: "550 5.7.1 ..." */
+export function assertReply(r: SmtpReply | undefined, code: number, status: string, what: string): void {
+  assert.ok(r, `${what}: no reply`);
+  assert.equal(r.code, code, `${what}: ${r.text}`);
+  assert.match(r.text, new RegExp(`^${code} ${status.replace(/\./g, '\\.')} `), `${what}: ${r.text}`);
+}
+
+/** connect (announcing `proxyFrom`), read the greeting, and leave: how a blocked client is refused */
+export async function greet(port: number, proxyFrom: string): Promise<SmtpReply> {
+  const c = await SmtpClient.connect({ port, localAddress: nextSource(), proxyFrom });
+  await c.quit();
+  return c.greeting;
 }

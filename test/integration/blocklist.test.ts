@@ -6,10 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runCli, cli } from '../helpers/cli';
-import { DnsFixture } from '../helpers/dns-server';
-import { startHaraka, uniquePrefix, type HarakaProcess } from '../helpers/haraka';
-import { PrivateRedis } from '../helpers/redis-server';
-import { SmtpClient, session, type SmtpReply } from '../helpers/smtp';
+import { until, useHaraka } from '../helpers/env';
+import { SmtpClient, assertReply, greet, nextSource, session } from '../helpers/smtp';
 
 const PLUGINS = ['shield.relay', 'shield.blocklist', 'queue/discard'];
 const RELAY_INI = '[main]\ndomains = example.com\n';
@@ -27,41 +25,11 @@ sender:ceo@bulk.example.net
 `;
 const MESSAGE = 'From: a@example.org\nTo: b@example.com\nSubject: test\n\nhello\n';
 
-let src = 10;
-function from(): string {
-  src = src >= 250 ? 10 : src + 1;
-  return `127.0.0.${src}`;
-}
-
-export function assertReply(r: SmtpReply | undefined, code: number, status: string, what: string): void {
-  assert.ok(r, `${what}: no reply`);
-  assert.equal(r.code, code, `${what}: ${r.text}`);
-  assert.match(r.text, new RegExp(`^${code} ${status.replace(/\./g, '\\.')} `), `${what}: ${r.text}`);
-}
-
-/** connect and return the greeting (a blocked client is refused in it) */
-async function greet(port: number, proxyFrom: string): Promise<SmtpReply> {
-  const c = await SmtpClient.connect({ port, localAddress: from(), proxyFrom });
-  await c.quit();
-  return c.greeting;
-}
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 5000): Promise<number> {
-  const t0 = Date.now();
-  while (!(await fn())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return Date.now() - t0;
-}
-
 describe('shield.blocklist (integration)', function () {
   this.timeout(30000);
-  let dns: DnsFixture;
-  let haraka: HarakaProcess;
-
-  before(async () => {
-    dns = await DnsFixture.start({
+  const env = useHaraka({
+    plugins: PLUGINS,
+    zones: {
       '30.1.18.198.in-addr.arpa': { PTR: ['host.ok.dyn.example.org'] },
       'host.ok.dyn.example.org': { A: ['198.18.1.30'] },
       '31.1.18.198.in-addr.arpa': { PTR: ['host2.ok.dyn.example.org'] },
@@ -69,34 +37,26 @@ describe('shield.blocklist (integration)', function () {
       '32.1.18.198.in-addr.arpa': { PTR: ['host3.ok.dyn.example.org'] },
       'host3.ok.dyn.example.org': { A: ['198.18.99.99'] },
       '33.1.18.198.in-addr.arpa': { PTR: ['x.dyn.example.org'] },
-    });
-    haraka = await startHaraka({
-      plugins: PLUGINS,
-      dns: dns.address,
-      files: {
-        'shield.relay.ini': RELAY_INI,
-        'shield.blocklist.ini': '[main]\nshow_reason = true\ncontact = write to postmaster@example.com\nsync_interval = 200ms\n',
-        'shield.blocklist.block': BLOCK,
-        'shield.blocklist.allow': ALLOW,
-      },
-    });
-  });
-  after(async () => {
-    await haraka?.stop();
-    await dns?.close();
+    },
+    files: {
+      'shield.relay.ini': RELAY_INI,
+      'shield.blocklist.ini': '[main]\nshow_reason = true\ncontact = write to postmaster@example.com\nsync_interval = 200ms\n',
+      'shield.blocklist.block': BLOCK,
+      'shield.blocklist.allow': ALLOW,
+    },
   });
 
-  const conn = (proxyFrom: string) => ({ port: haraka.port, localAddress: from(), proxyFrom });
+  const conn = (proxyFrom: string) => ({ port: env.haraka.port, localAddress: nextSource(), proxyFrom });
 
   it('refuses a blocked IP at connect with 554 5.7.1, the reason and the contact', async () => {
-    const g = await greet(haraka.port, '198.18.2.55');
+    const g = await greet(env.haraka.port, '198.18.2.55');
     assertReply(g, 554, '5.7.1', 'blocked IP');
     assert.match(g.text, /your address 198\.18\.2\.55 is on this server's local blocklist \(snowshoe range\); write to postmaster@example\.com/);
   });
 
   it('blocks IPv6 ranges', async () => {
-    assertReply(await greet(haraka.port, '2001:2:0:bad::9'), 554, '5.7.1', 'blocked IPv6');
-    assert.equal((await greet(haraka.port, '2001:2:0:bae::9')).code, 220);
+    assertReply(await greet(env.haraka.port, '2001:2:0:bad::9'), 554, '5.7.1', 'blocked IPv6');
+    assert.equal((await greet(env.haraka.port, '2001:2:0:bae::9')).code, 220);
   });
 
   it('a more specific allow entry lets one host of a blocked range in, allowlisted but not a relay client', async () => {
@@ -106,11 +66,11 @@ describe('shield.blocklist (integration)', function () {
     assertReply(r.rcpts[1], 550, '5.7.1', 'allowlisted client relaying');
     assert.match(r.rcpts[1]!.text, /Relaying denied/);
     assert.equal(r.data?.code, 250);
-    await haraka.waitFor(/shield summary ip=198\.18\.2\.7 .*blocklist=pass:allow_ip/);
+    await env.haraka.waitFor(/shield summary ip=198\.18\.2\.7 .*blocklist=pass:allow_ip/);
   });
 
   it('refuses a client whose rDNS name is in a blocked domain', async () => {
-    const g = await greet(haraka.port, '198.18.1.33');
+    const g = await greet(env.haraka.port, '198.18.1.33');
     assertReply(g, 554, '5.7.1', 'blocked rDNS');
     assert.match(g.text, /your host name x\.dyn\.example\.org is on this server's local blocklist/);
   });
@@ -120,9 +80,9 @@ describe('shield.blocklist (integration)', function () {
     assert.equal(ok.greeting.code, 220, ok.greeting.text);
     assert.equal(ok.ehlo.code, 250, 'an allowlisted client is not judged by its HELO');
     assert.equal(ok.rcpts[0]?.code, 250);
-    assertReply(await greet(haraka.port, '198.18.1.32'), 554, '5.7.1', 'PTR that does not resolve back');
+    assertReply(await greet(env.haraka.port, '198.18.1.32'), 554, '5.7.1', 'PTR that does not resolve back');
     const t0 = Date.now();
-    const g = await greet(haraka.port, '198.18.1.31');
+    const g = await greet(env.haraka.port, '198.18.1.31');
     assertReply(g, 421, '4.7.1', 'forward lookup timed out');
     assert.ok(Date.now() - t0 < 3000, 'bounded by the DNS timeout');
   });
@@ -167,53 +127,42 @@ describe('shield.blocklist (integration)', function () {
 
   it('applies entries added and removed with the CLI within a second, on a running node', async () => {
     const ip = '198.18.4.4';
-    assert.equal((await greet(haraka.port, ip)).code, 220);
-    await cli(['block', 'add', ip, '--reason', 'cli test', '--config', haraka.dir]);
-    const ms = await until('the CLI block', async () => (await greet(haraka.port, ip)).code === 554, 3000);
+    assert.equal((await greet(env.haraka.port, ip)).code, 220);
+    await cli(['block', 'add', ip, '--reason', 'cli test', '--config', env.haraka.dir]);
+    const ms = await until('the CLI block', async () => (await greet(env.haraka.port, ip)).code === 554, 3000);
     assert.ok(ms < 1500, `took ${ms} ms`);
-    const list = await cli(['block', 'list', '--kind', 'ip', '--config', haraka.dir]);
+    const list = await cli(['block', 'list', '--kind', 'ip', '--config', env.haraka.dir]);
     assert.match(list, /198\.18\.4\.4\/32 +never +cli:\S+ +cli test/);
     assert.match(list, /198\.18\.2\.0\/24 +never +shield\.blocklist\.block:2 +snowshoe range/);
-    await cli(['block', 'remove', ip, '--config', haraka.dir]);
-    await until('the CLI removal', async () => (await greet(haraka.port, ip)).code === 220, 3000);
+    await cli(['block', 'remove', ip, '--config', env.haraka.dir]);
+    await until('the CLI removal', async () => (await greet(env.haraka.port, ip)).code === 220, 3000);
   });
 
   it('reloads the list files live', async () => {
     const ip = '198.18.5.5';
-    assert.equal((await greet(haraka.port, ip)).code, 220);
-    fs.appendFileSync(path.join(haraka.dir, 'config', 'shield.blocklist.block'), `${ip}\nnot-an-entry!\n`);
-    await until('the file reload', async () => (await greet(haraka.port, ip)).code === 554, 15000);
-    await haraka.waitFor(/shield\.blocklist\.block line 9: "not-an-entry!" is not a host or domain name; line skipped/);
-    assertReply(await greet(haraka.port, '198.18.2.9'), 554, '5.7.1', 'the rest of the file still applies');
+    assert.equal((await greet(env.haraka.port, ip)).code, 220);
+    fs.appendFileSync(path.join(env.haraka.dir, 'config', 'shield.blocklist.block'), `${ip}\nnot-an-entry!\n`);
+    await until('the file reload', async () => (await greet(env.haraka.port, ip)).code === 554, 15000);
+    await env.haraka.waitFor(/shield\.blocklist\.block line 9: "not-an-entry!" is not a host or domain name; line skipped/);
+    assertReply(await greet(env.haraka.port, '198.18.2.9'), 554, '5.7.1', 'the rest of the file still applies');
   });
 });
 
 describe('shield.blocklist delay_reject (integration)', function () {
   this.timeout(30000);
-  let haraka: HarakaProcess;
-  let dns: DnsFixture;
-
-  before(async () => {
-    dns = await DnsFixture.start({});
-    haraka = await startHaraka({
-      plugins: PLUGINS,
-      dns: dns.address,
-      files: {
-        'shield.relay.ini': RELAY_INI,
-        'shield.blocklist.ini': '[main]\ndelay_reject = true\n',
-        'shield.blocklist.block': '198.18.6.0/24 secret internal note\n',
-      },
-    });
-  });
-  after(async () => {
-    await haraka?.stop();
-    await dns?.close();
+  const env = useHaraka({
+    plugins: PLUGINS,
+    files: {
+      'shield.relay.ini': RELAY_INI,
+      'shield.blocklist.ini': '[main]\ndelay_reject = true\n',
+      'shield.blocklist.block': '198.18.6.0/24 secret internal note\n',
+    },
   });
 
   it('lets a blocked client reach postmaster@ and abuse@, refuses other recipients with 550 5.7.1 at RCPT', async () => {
     const r = await session({
-      port: haraka.port,
-      localAddress: from(),
+      port: env.haraka.port,
+      localAddress: nextSource(),
       proxyFrom: '198.18.6.6',
       from: 'a@example.org',
       rcpts: ['user@example.com', 'Postmaster@example.com', 'abuse@example.com'],
@@ -231,42 +180,27 @@ describe('shield.blocklist delay_reject (integration)', function () {
 
 describe('shield.blocklist with Redis failing (integration)', function () {
   this.timeout(30000);
-  let redis: PrivateRedis;
-  let haraka: HarakaProcess;
-  let dns: DnsFixture;
-
-  before(async () => {
-    redis = await PrivateRedis.start();
-    dns = await DnsFixture.start({});
-    haraka = await startHaraka({
-      plugins: PLUGINS,
-      dns: dns.address,
-      redisPort: redis.port,
-      prefix: uniquePrefix(),
-      files: { 'shield.relay.ini': RELAY_INI, 'shield.blocklist.ini': '[main]\nsync_interval = 200ms\n' },
-    });
-    await haraka.waitFor(/shared store: using Redis/);
-  });
-  after(async () => {
-    await haraka?.stop();
-    await redis?.stop();
-    await dns?.close();
+  const env = useHaraka({
+    plugins: PLUGINS,
+    privateRedis: true,
+    waitForRedis: true,
+    files: { 'shield.relay.ini': RELAY_INI, 'shield.blocklist.ini': '[main]\nsync_interval = 200ms\n' },
   });
 
   it('keeps enforcing the shared entries it has when Redis dies, and mail from others still flows', async () => {
-    await cli(['block', 'add', '198.18.7.7', '--config', haraka.dir]);
-    await until('the shared block', async () => (await greet(haraka.port, '198.18.7.7')).code === 554);
-    await redis.stop();
-    await haraka.waitFor(/shared store: Redis at .* unavailable/, 10000);
+    await cli(['block', 'add', '198.18.7.7', '--config', env.haraka.dir]);
+    await until('the shared block', async () => (await greet(env.haraka.port, '198.18.7.7')).code === 554);
+    await env.redis!.stop();
+    await env.haraka.waitFor(/shared store: Redis at .* unavailable/, 10000);
     await new Promise((r) => setTimeout(r, 500));
-    assertReply(await greet(haraka.port, '198.18.7.7'), 554, '5.7.1', 'still blocked');
-    const ok = await session({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.7.8', from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
+    assertReply(await greet(env.haraka.port, '198.18.7.7'), 554, '5.7.1', 'still blocked');
+    const ok = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.7.8', from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
     assert.equal(ok.data?.code, 250);
-    assert.ok(haraka.running);
+    assert.ok(env.haraka.running);
   });
 
   it('the CLI refuses to write when Redis is unreachable, with one line and exit 1', async () => {
-    const r = await runCli(['block', 'add', '198.18.7.9', '--config', haraka.dir]);
+    const r = await runCli(['block', 'add', '198.18.7.9', '--config', env.haraka.dir]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^haraka-shield: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ .*; nothing was changed\n$/);
   });

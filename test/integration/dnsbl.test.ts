@@ -2,42 +2,20 @@
  * shield.dnsbl through a real Haraka, the DNS fixture serving the zones, and a real SMTP client.
  */
 import assert from 'node:assert/strict';
-import { DnsFixture } from '../helpers/dns-server';
 import { DNSBL_INI, dnsblZones } from '../helpers/dnsbl-zones';
-import { startHaraka, type HarakaProcess } from '../helpers/haraka';
-import { SmtpClient, session, type SmtpReply } from '../helpers/smtp';
+import { useHaraka } from '../helpers/env';
+import { SmtpClient, assertReply, nextSource, session } from '../helpers/smtp';
 
 const PLUGINS = ['test.auth', 'shield.relay', 'shield.dnsbl', 'test.capture', 'queue/discard'];
 const MESSAGE = 'From: a@example.org\nTo: b@example.com\nSubject: test\n\nhello\n';
-let src = 10;
-function from(): string {
-  src = src >= 250 ? 10 : src + 1;
-  return `127.0.0.${src}`;
-}
-
-function assertReply(r: SmtpReply | undefined, code: number, status: string, what: string): void {
-  assert.ok(r, `${what}: no reply`);
-  assert.equal(r.code, code, `${what}: ${r.text}`);
-  assert.match(r.text, new RegExp(`^${code} ${status.replace(/\./g, '\\.')} `), `${what}: ${r.text}`);
-}
 
 describe('shield.dnsbl (integration)', function () {
   this.timeout(30000);
-  let dns: DnsFixture;
-  let haraka: HarakaProcess;
+  const env = useHaraka({ plugins: PLUGINS, zones: dnsblZones(), files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.dnsbl.ini': DNSBL_INI } });
+  // the first health round has disabled the zone that lists everything
+  before(() => env.haraka.waitFor(/dnsbl zone everything disabled: it lists the test point 127\.0\.0\.1/));
 
-  before(async () => {
-    dns = await DnsFixture.start(dnsblZones());
-    haraka = await startHaraka({ plugins: PLUGINS, dns: dns.address, files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.dnsbl.ini': DNSBL_INI } });
-    // the first health round has disabled the zone that lists everything
-    await haraka.waitFor(/dnsbl zone everything disabled: it lists the test point 127\.0\.0\.1/);
-  });
-  after(async () => {
-    await haraka?.stop();
-    await dns?.close();
-  });
-
-  const conn = (proxyFrom: string) => ({ port: haraka.port, localAddress: from(), proxyFrom });
+  const conn = (proxyFrom: string) => ({ port: env.haraka.port, localAddress: nextSource(), proxyFrom });
 
   it('refuses a listed client at RCPT with 550 5.7.1 naming the list, the code and the lookup URL; postmaster@ still reachable', async () => {
     const r = await session({ ...conn('198.18.60.2'), from: 'a@example.org', rcpts: ['b@example.com', 'postmaster@example.com'], message: MESSAGE });
@@ -52,13 +30,13 @@ describe('shield.dnsbl (integration)', function () {
   it('an allowlist weight pulls a listed client below the threshold', async () => {
     const r = await session({ ...conn('198.18.60.3'), from: 'a@example.org', rcpts: ['b@example.com'] });
     assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
-    await haraka.waitFor(/shield summary ip=198\.18\.60\.3 .*dnsbl=pass:below_threshold\(-1\)/);
+    await env.haraka.waitFor(/shield summary ip=198\.18\.60\.3 .*dnsbl=pass:below_threshold\(-1\)/);
   });
 
   it('a "blocked resolver" answer (127.255.255.254) is a zone error, not a listing, and is logged loudly', async () => {
     const r = await session({ ...conn('198.18.60.6'), from: 'a@example.org', rcpts: ['b@example.com'] });
     assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
-    await haraka.waitFor(/dnsbl zone blocked: answer 127\.255\.255\.254 is an error code .*never read as listings/);
+    await env.haraka.waitFor(/dnsbl zone blocked: answer 127\.255\.255\.254 is an error code .*never read as listings/);
   });
 
   it('a zone that times out neither rejects nor delays the session past the DNS timeout', async () => {
@@ -74,7 +52,7 @@ describe('shield.dnsbl (integration)', function () {
     } finally {
       await c.quit();
     }
-    await haraka.waitFor(/dnsbl zone slow: timed out/);
+    await env.haraka.waitFor(/dnsbl zone slow: timed out/);
   });
 
   it('refuses a HELO name and a sender domain listed in a domain zone', async () => {
@@ -102,14 +80,14 @@ describe('shield.dnsbl (integration)', function () {
     const r = await session({ ...conn('198.18.60.7'), from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
     assert.equal(r.rcpts[0]?.code, 250);
     assert.equal(r.data?.code, 250);
-    await haraka.waitFor(/shield summary ip=198\.18\.60\.7 .*tags=dnsbl:tag/);
-    await haraka.waitFor(/captured X-Shield-DNSBL: tag$/m);
+    await env.haraka.waitFor(/shield summary ip=198\.18\.60\.7 .*tags=dnsbl:tag/);
+    await env.haraka.waitFor(/captured X-Shield-DNSBL: tag$/m);
   });
 
   it('a zone disabled by the health check is not used: its listing does not count', async () => {
     const r = await session({ ...conn('198.18.60.8'), from: 'a@example.org', rcpts: ['b@example.com'] });
     assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
-    assert.equal(dns.countFor('8.60.18.198.everything.example.net'), 0, 'the disabled zone is not even asked');
+    assert.equal(env.dns.countFor('8.60.18.198.everything.example.net'), 0, 'the disabled zone is not even asked');
   });
 
   it('IPv6 clients are looked up in nibble format', async () => {
@@ -124,33 +102,23 @@ describe('shield.dnsbl (integration)', function () {
   });
 
   it('answers are cached: a listed client that comes back costs no DNS query', async () => {
-    const before = dns.countFor('2.60.18.198.bl.example.net');
+    const before = env.dns.countFor('2.60.18.198.bl.example.net');
     const r = await session({ ...conn('198.18.60.2'), from: 'a@example.org', rcpts: ['b@example.com'] });
     assertReply(r.rcpts[0], 550, '5.7.1', 'listed client again');
-    assert.equal(dns.countFor('2.60.18.198.bl.example.net'), before);
+    assert.equal(env.dns.countFor('2.60.18.198.bl.example.net'), before);
   });
 });
 
 describe('shield.dnsbl enforce_at = connect (integration)', function () {
   this.timeout(30000);
-  let dns: DnsFixture;
-  let haraka: HarakaProcess;
-
-  before(async () => {
-    dns = await DnsFixture.start(dnsblZones());
-    haraka = await startHaraka({
-      plugins: PLUGINS,
-      dns: dns.address,
-      files: { 'shield.dnsbl.ini': DNSBL_INI.replace('threshold = 1', 'threshold = 1\nenforce_at = connect').replace('health_interval = 1s', 'health_interval = 0') },
-    });
-  });
-  after(async () => {
-    await haraka?.stop();
-    await dns?.close();
+  const env = useHaraka({
+    plugins: PLUGINS,
+    zones: dnsblZones(),
+    files: { 'shield.dnsbl.ini': DNSBL_INI.replace('threshold = 1', 'threshold = 1\nenforce_at = connect').replace('health_interval = 1s', 'health_interval = 0') },
   });
 
   it('refuses a listed client in the greeting with 554 5.7.1', async () => {
-    const c = await SmtpClient.connect({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.60.9' });
+    const c = await SmtpClient.connect({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.60.9' });
     await c.quit();
     assertReply(c.greeting, 554, '5.7.1', 'listed client at connect');
     assert.match(c.greeting.text, /198\.18\.60\.9 is listed by bl \(botnet\)/);

@@ -3,10 +3,8 @@
  * address announced with the PROXY protocol.
  */
 import assert from 'node:assert/strict';
-import { DnsFixture } from '../helpers/dns-server';
-import { startHaraka, uniquePrefix, type HarakaProcess } from '../helpers/haraka';
-import { PrivateRedis } from '../helpers/redis-server';
-import { SmtpClient, session, type SmtpReply } from '../helpers/smtp';
+import { useHaraka } from '../helpers/env';
+import { SmtpClient, assertReply, nextSource, session } from '../helpers/smtp';
 
 const PLUGINS = ['test.auth', 'shield.relay', 'shield.limit', 'queue/discard'];
 const RELAY_INI = '[main]\ndomains = example.com\nnetworks = 198.18.30.0/24\n';
@@ -30,37 +28,14 @@ max_errors = 4
 `;
 const MESSAGE = 'From: a@example.org\nTo: b@example.com\nSubject: test\n\nhello\n';
 
-let src = 10;
-function from(): string {
-  src = src >= 250 ? 10 : src + 1;
-  return `127.0.0.${src}`;
-}
-
-function assertReply(r: SmtpReply | undefined, code: number, status: string, what: string): void {
-  assert.ok(r, `${what}: no reply`);
-  assert.equal(r.code, code, `${what}: ${r.text}`);
-  assert.match(r.text, new RegExp(`^${code} ${status.replace(/\./g, '\\.')} `), `${what}: ${r.text}`);
-}
-
 describe('shield.limit (integration)', function () {
   this.timeout(30000);
-  let dns: DnsFixture;
-  let haraka: HarakaProcess;
-
-  before(async () => {
-    dns = await DnsFixture.start({});
-    haraka = await startHaraka({
-      plugins: PLUGINS,
-      dns: dns.address,
-      files: { 'shield.relay.ini': RELAY_INI, 'shield.limit.ini': LIMIT_INI, 'shield.limit.overrides': '198.18.40.0/24 conc_ip=off conn_ip=off\n' },
-    });
-  });
-  after(async () => {
-    await haraka?.stop();
-    await dns?.close();
+  const env = useHaraka({
+    plugins: PLUGINS,
+    files: { 'shield.relay.ini': RELAY_INI, 'shield.limit.ini': LIMIT_INI, 'shield.limit.overrides': '198.18.40.0/24 conc_ip=off conn_ip=off\n' },
   });
 
-  const connect = (proxyFrom: string, opts: { proxyPort?: number } = {}) => SmtpClient.connect({ port: haraka.port, localAddress: from(), proxyFrom, ...opts });
+  const connect = (proxyFrom: string, opts: { proxyPort?: number } = {}) => SmtpClient.connect({ port: env.haraka.port, localAddress: nextSource(), proxyFrom, ...opts });
 
   it('admits conc_ip connections from one client and refuses the next with 421 4.7.0 (after the tarpit), then admits again when one closes', async () => {
     const a = await connect('198.18.20.1');
@@ -121,13 +96,13 @@ describe('shield.limit (integration)', function () {
   });
 
   it('limits recipients per message (452 4.5.3) and per client (451 4.7.1)', async () => {
-    const r = await session({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.23.1', from: 'a@example.org', rcpts: ['a@example.com', 'b@example.com', 'c@example.com', 'd@example.com'], message: MESSAGE });
+    const r = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.23.1', from: 'a@example.org', rcpts: ['a@example.com', 'b@example.com', 'c@example.com', 'd@example.com'], message: MESSAGE });
     assert.deepEqual(r.rcpts.slice(0, 3).map((x) => x.code), [250, 250, 250]);
     assertReply(r.rcpts[3], 452, '4.5.3', 'fourth recipient');
     assert.match(r.rcpts[3]!.text, /Too many recipients for one message \(limit 3\)/);
     assert.equal(r.data?.code, 250, 'the message goes to the accepted three');
     // three recipients counted against rcpt_ip = 4/1m: one more is fine, the next is not
-    const r2 = await session({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.23.1', from: 'a@example.org', rcpts: ['e@example.com', 'f@example.com'] });
+    const r2 = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.23.1', from: 'a@example.org', rcpts: ['e@example.com', 'f@example.com'] });
     assert.equal(r2.rcpts[0]?.code, 250);
     assertReply(r2.rcpts[1], 451, '4.7.1', 'recipient rate');
     assert.match(r2.rcpts[1]!.text, /Recipient rate limit exceeded for 198\.18\.23\.1 \(4 per 1m, rcpt_ip\)/);
@@ -138,7 +113,7 @@ describe('shield.limit (integration)', function () {
     assert.deepEqual(conns.map((c) => c.greeting.code), [220, 220, 220]);
     await Promise.all(conns.map((c) => c.quit()));
     const rcpts = Array.from({ length: 6 }, (_, i) => `r${i}@other.example`);
-    const r = await session({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.30.6', from: 'a@example.com', rcpts });
+    const r = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.30.6', from: 'a@example.com', rcpts });
     assert.deepEqual(r.rcpts.slice(0, 5).map((x) => x.code), [250, 250, 250, 250, 250]);
     assertReply(r.rcpts[5], 452, '4.5.3', 'sixth recipient from a relay client');
   });
@@ -187,45 +162,30 @@ describe('shield.limit (integration)', function () {
 
 describe('shield.limit with Redis stopped mid-run (integration)', function () {
   this.timeout(30000);
-  let redis: PrivateRedis;
-  let haraka: HarakaProcess;
-  let dns: DnsFixture;
-
-  before(async () => {
-    redis = await PrivateRedis.start();
-    dns = await DnsFixture.start({});
-    haraka = await startHaraka({
-      plugins: PLUGINS,
-      dns: dns.address,
-      redisPort: redis.port,
-      prefix: uniquePrefix(),
-      files: { 'shield.relay.ini': RELAY_INI, 'shield.limit.ini': '[concurrency]\nconc_ip = 2\n' },
-    });
-    await haraka.waitFor(/shared store: using Redis/);
-  });
-  after(async () => {
-    await haraka?.stop();
-    await redis?.stop();
-    await dns?.close();
+  const env = useHaraka({
+    plugins: PLUGINS,
+    privateRedis: true,
+    waitForRedis: true,
+    files: { 'shield.relay.ini': RELAY_INI, 'shield.limit.ini': '[concurrency]\nconc_ip = 2\n' },
   });
 
   it('keeps mail flowing and limits enforced from memory, and says so once', async () => {
-    const ok = await session({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.26.1', from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
+    const ok = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.26.1', from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
     assert.equal(ok.data?.code, 250);
-    await redis.stop();
+    await env.redis!.stop();
     for (let i = 0; i < 3; i++) {
-      const r = await session({ port: haraka.port, localAddress: from(), proxyFrom: `198.18.26.${10 + i}`, from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
+      const r = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: `198.18.26.${10 + i}`, from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
       assert.equal(r.greeting.code, 220, r.greeting.text);
       assert.equal(r.data?.code, 250, r.data?.text);
     }
-    await haraka.waitFor(/shared store: Redis at .* unavailable/);
-    assert.equal((haraka.output.match(/shared store: Redis at .* unavailable/g) ?? []).length, 1, 'one warning, not one per connection');
+    await env.haraka.waitFor(/shared store: Redis at .* unavailable/);
+    assert.equal((env.haraka.output.match(/shared store: Redis at .* unavailable/g) ?? []).length, 1, 'one warning, not one per connection');
     // the node's own counts still hold the line
-    const a = await SmtpClient.connect({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.26.50' });
-    const b = await SmtpClient.connect({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.26.50' });
-    const c = await SmtpClient.connect({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.26.50' });
+    const a = await SmtpClient.connect({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.26.50' });
+    const b = await SmtpClient.connect({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.26.50' });
+    const c = await SmtpClient.connect({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.26.50' });
     assert.deepEqual([a.greeting.code, b.greeting.code, c.greeting.code], [220, 220, 421]);
     await Promise.all([a.quit(), b.quit(), c.quit()]);
-    assert.ok(haraka.running);
+    assert.ok(env.haraka.running);
   });
 });

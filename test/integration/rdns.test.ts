@@ -3,9 +3,8 @@
  * addresses with the PROXY protocol.
  */
 import assert from 'node:assert/strict';
-import { DnsFixture } from '../helpers/dns-server';
-import { startHaraka, type HarakaProcess } from '../helpers/haraka';
-import { SmtpClient, session, type SmtpReply } from '../helpers/smtp';
+import { useHaraka } from '../helpers/env';
+import { SmtpClient, assertReply, nextSource, session } from '../helpers/smtp';
 
 const PLUGINS = ['test.auth', 'shield.relay', 'shield.rdns', 'queue/discard'];
 // 2587: an extra exempt port, since Haraka itself asks for AUTH before MAIL on 587 and 465
@@ -19,25 +18,11 @@ helo_literal = reject
 `;
 const MESSAGE = 'From: a@example.org\nTo: b@example.com\nSubject: test\n\nhello\n';
 
-let src = 10;
-function from(): string {
-  src = src >= 250 ? 10 : src + 1;
-  return `127.0.0.${src}`;
-}
-
-function assertReply(r: SmtpReply | undefined, code: number, status: string, what: string): void {
-  assert.ok(r, `${what}: no reply`);
-  assert.equal(r.code, code, `${what}: ${r.text}`);
-  assert.match(r.text, new RegExp(`^${code} ${status.replace(/\./g, '\\.')} `), `${what}: ${r.text}`);
-}
-
 describe('shield.rdns (integration)', function () {
   this.timeout(30000);
-  let dns: DnsFixture;
-  let haraka: HarakaProcess;
-
-  before(async () => {
-    dns = await DnsFixture.start({
+  const env = useHaraka({
+    plugins: PLUGINS,
+    zones: {
       '1.11.18.198.in-addr.arpa': { PTR: ['mx.good.example.com'] },
       'mx.good.example.com': { A: ['198.18.11.1'] },
       '3.11.18.198.in-addr.arpa': { PTR: ['forged.example.net'] },
@@ -50,25 +35,17 @@ describe('shield.rdns (integration)', function () {
       '1.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.0.0.0.1.0.0.2.ip6.arpa': { PTR: ['mx6.good.example.com'] },
       'mx6.good.example.com': { AAAA: ['2001:2::11'] },
       'out.good.example.com': { A: ['198.18.11.7'] },
-    });
-    haraka = await startHaraka({
-      plugins: PLUGINS,
-      dns: dns.address,
-      files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.rdns.ini': RDNS_INI },
-    });
-  });
-  after(async () => {
-    await haraka?.stop();
-    await dns?.close();
+    },
+    files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.rdns.ini': RDNS_INI },
   });
 
-  const conn = (proxyFrom: string, proxyPort?: number) => ({ port: haraka.port, localAddress: from(), proxyFrom, proxyPort });
+  const conn = (proxyFrom: string, proxyPort?: number) => ({ port: env.haraka.port, localAddress: nextSource(), proxyFrom, proxyPort });
 
   it('accepts a client with forward-confirmed rDNS and a matching HELO (IPv4 and IPv6)', async () => {
     const r = await session({ ...conn('198.18.11.1'), helo: 'mx.good.example.com', from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
     assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
     assert.equal(r.data?.code, 250);
-    await haraka.waitFor(/shield summary ip=198\.18\.11\.1 .*rdns\.fcrdns=pass:confirmed.*helo\.match=pass/);
+    await env.haraka.waitFor(/shield summary ip=198\.18\.11\.1 .*rdns\.fcrdns=pass:confirmed.*helo\.match=pass/);
     const r6 = await session({ ...conn('2001:2::11'), helo: 'mx6.good.example.com', from: 'a@example.org', rcpts: ['b@example.com'] });
     assert.equal(r6.rcpts[0]?.code, 250, r6.rcpts[0]?.text);
   });
@@ -98,7 +75,7 @@ describe('shield.rdns (integration)', function () {
   it('a generic PTR is tagged by default, not refused', async () => {
     const r = await session({ ...conn('198.18.11.6'), helo: '198-18-11-6.dyn.example.net', from: 'a@example.org', rcpts: ['b@example.com'] });
     assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
-    await haraka.waitFor(/shield summary ip=198\.18\.11\.6 .*rdns\.generic=fail:embeds_address.*tags=rdns\.generic:embeds_address/);
+    await env.haraka.waitFor(/shield summary ip=198\.18\.11\.6 .*rdns\.generic=fail:embeds_address.*tags=rdns\.generic:embeds_address/);
   });
 
   for (const [helo, what, pattern] of [
@@ -151,45 +128,35 @@ describe('shield.rdns (integration)', function () {
     const r587 = await session({ ...conn('198.18.11.2', 2587), helo: 'LAPTOP-7QK2', from: 'alice@example.com', rcpts: ['b@example.com'] });
     assert.equal(r587.mail.code, 250, r587.mail.text);
     assert.equal(r587.rcpts[0]?.code, 250, r587.rcpts[0]?.text);
-    await haraka.waitFor(/rdns=skip:submission_port/);
+    await env.haraka.waitFor(/rdns=skip:submission_port/);
   });
 
   it('a client reconnecting within the TTL costs no DNS query', async () => {
     await session({ ...conn('198.18.11.1'), helo: 'out.good.example.com', from: 'a@example.org', rcpts: ['b@example.com'] });
-    const before = dns.queries.length;
+    const before = env.dns.queries.length;
     const r = await session({ ...conn('198.18.11.1'), helo: 'out.good.example.com', from: 'a@example.org', rcpts: ['b@example.com'] });
     assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
-    assert.equal(dns.queries.length - before, 0, JSON.stringify(dns.queries.slice(before)));
+    assert.equal(env.dns.queries.length - before, 0, JSON.stringify(env.dns.queries.slice(before)));
   });
 });
 
 describe('shield.rdns enforce_at = mail, dns_error = ignore (integration)', function () {
   this.timeout(30000);
-  let dns: DnsFixture;
-  let haraka: HarakaProcess;
-
-  before(async () => {
-    dns = await DnsFixture.start({ '5.12.18.198.in-addr.arpa': { drop: true } });
-    haraka = await startHaraka({
-      plugins: PLUGINS,
-      dns: dns.address,
-      files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.rdns.ini': '[main]\nenforce_at = mail\ndns_error = ignore\n' },
-    });
-  });
-  after(async () => {
-    await haraka?.stop();
-    await dns?.close();
+  const env = useHaraka({
+    plugins: PLUGINS,
+    zones: { '5.12.18.198.in-addr.arpa': { drop: true } },
+    files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.rdns.ini': '[main]\nenforce_at = mail\ndns_error = ignore\n' },
   });
 
   it('gives the verdict at MAIL', async () => {
-    const r = await session({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.12.2', helo: 'mx.good.example.com', from: 'a@example.org', rcpts: [] });
+    const r = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.12.2', helo: 'mx.good.example.com', from: 'a@example.org', rcpts: [] });
     assertReply(r.mail, 550, '5.7.25', 'no PTR at MAIL');
   });
 
   it('with dns_error = ignore, a DNS timeout lets the mail through and is recorded as err', async () => {
-    const r = await session({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.12.5', helo: 'mx.good.example.com', from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
+    const r = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.12.5', helo: 'mx.good.example.com', from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
     assert.equal(r.mail.code, 250, r.mail.text);
     assert.equal(r.data?.code, 250);
-    await haraka.waitFor(/shield summary ip=198\.18\.12\.5 .*rdns\.ptr=err:dns_error/);
+    await env.haraka.waitFor(/shield summary ip=198\.18\.12\.5 .*rdns\.ptr=err:dns_error/);
   });
 });

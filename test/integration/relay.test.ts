@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { DnsFixture } from '../helpers/dns-server';
 import { startHaraka, type HarakaProcess } from '../helpers/haraka';
 import { PrivateRedis } from '../helpers/redis-server';
-import { SmtpClient, session } from '../helpers/smtp';
+import { SmtpClient, assertReply, nextSource, session } from '../helpers/smtp';
 
 const RELAY_INI = `[main]
 networks = 198.18.10.0/24, 2001:2:0:10::/64, 198.18.20.7
@@ -16,18 +16,6 @@ domains_file = shield.relay.domains
 `;
 const PLUGINS = ['test.auth', 'shield.relay', 'queue/discard'];
 const MESSAGE = 'From: a@example.org\nTo: b@example.com\nSubject: test\n\nhello\n';
-
-let src = 10;
-/** a distinct 127.0.0.x source address for each connection */
-function from(): string {
-  src = src >= 250 ? 10 : src + 1;
-  return `127.0.0.${src}`;
-}
-
-function assertReply(r: { code: number; text: string }, code: number, status: string, what: string): void {
-  assert.equal(r.code, code, `${what}: ${r.text}`);
-  assert.match(r.text, new RegExp(`^${code} ${status.replace(/\./g, '\\.')} `), `${what}: ${r.text}`);
-}
 
 describe('shield.relay (integration)', function () {
   this.timeout(30000);
@@ -43,7 +31,7 @@ describe('shield.relay (integration)', function () {
     await dns?.close();
   });
 
-  const conn = (proxyFrom: string) => ({ port: haraka.port, localAddress: from(), proxyFrom });
+  const conn = (proxyFrom: string) => ({ port: haraka.port, localAddress: nextSource(), proxyFrom });
 
   it('accepts a message for a local domain from a public client', async () => {
     const r = await session({ ...conn('198.18.0.1'), from: 'a@example.org', rcpts: ['b@example.com', 'c@example.net'], message: MESSAGE });
@@ -92,7 +80,7 @@ describe('shield.relay (integration)', function () {
     const b = await session({ ...conn('198.18.0.4'), from: 'alice@example.com', rcpts: ['x@other.example'] });
     assertReply(b.rcpts[0]!, 550, '5.7.1', 'next connection');
     // a relay-network client, then a public one through the same source socket address
-    const local = from();
+    const local = nextSource();
     const c = await session({ port: haraka.port, localAddress: local, proxyFrom: '198.18.10.5', from: 'a@example.org', rcpts: ['x@other.example'] });
     assert.equal(c.rcpts[0]?.code, 250);
     const d = await session({ port: haraka.port, localAddress: local, proxyFrom: '198.18.0.5', from: 'a@example.org', rcpts: ['x@other.example'] });
@@ -170,7 +158,7 @@ describe('shield.relay defer_unauth (integration)', function () {
   after(async () => haraka?.stop());
 
   it('answers relay refusals with 450 4.7.1 and still accepts local mail', async () => {
-    const r = await session({ port: haraka.port, localAddress: from(), proxyFrom: '198.18.1.1', from: 'a@example.org', rcpts: ['x@other.example', '<x%y@example.com>', 'ok@example.com'] });
+    const r = await session({ port: haraka.port, localAddress: nextSource(), proxyFrom: '198.18.1.1', from: 'a@example.org', rcpts: ['x@other.example', '<x%y@example.com>', 'ok@example.com'] });
     assertReply(r.rcpts[0]!, 450, '4.7.1', 'deferred relay');
     assertReply(r.rcpts[1]!, 450, '4.7.1', 'deferred routing');
     assert.equal(r.rcpts[2]?.code, 250);
@@ -187,7 +175,7 @@ describe('shield.relay with Redis failing (integration)', function () {
     const h = await startHaraka({ plugins: PLUGINS, redisPort: port, files: { 'shield.relay.ini': '[main]\ndomains = example.com\n' } });
     try {
       await h.waitFor(/shared store: Redis at redis:\/\/127\.0\.0\.1:\d+ unavailable/);
-      const r = await session({ port: h.port, localAddress: from(), proxyFrom: '198.18.2.1', from: 'a@example.org', rcpts: ['x@other.example', 'ok@example.com'], message: MESSAGE });
+      const r = await session({ port: h.port, localAddress: nextSource(), proxyFrom: '198.18.2.1', from: 'a@example.org', rcpts: ['x@other.example', 'ok@example.com'], message: MESSAGE });
       assertReply(r.rcpts[0]!, 550, '5.7.1', 'relay without Redis');
       assert.equal(r.rcpts[1]?.code, 250);
       assert.equal(r.data?.code, 250);
@@ -202,13 +190,13 @@ describe('shield.relay with Redis failing (integration)', function () {
     const h = await startHaraka({ plugins: PLUGINS, redisPort: redis.port, files: { 'shield.relay.ini': '[main]\ndomains = example.com\n' } });
     try {
       await h.waitFor(/shared store: using Redis/);
-      const before = await session({ port: h.port, localAddress: from(), proxyFrom: '198.18.2.2', from: 'a@example.org', rcpts: ['x@other.example', 'ok@example.com'], message: MESSAGE });
+      const before = await session({ port: h.port, localAddress: nextSource(), proxyFrom: '198.18.2.2', from: 'a@example.org', rcpts: ['x@other.example', 'ok@example.com'], message: MESSAGE });
       assertReply(before.rcpts[0]!, 550, '5.7.1', 'with Redis');
       assert.equal(before.data?.code, 250);
 
       await redis.stop();
       await h.waitFor(/shared store: Redis .* unavailable/);
-      const during = await session({ port: h.port, localAddress: from(), proxyFrom: '198.18.2.3', from: 'a@example.org', rcpts: ['x@other.example', 'ok@example.com'], message: MESSAGE });
+      const during = await session({ port: h.port, localAddress: nextSource(), proxyFrom: '198.18.2.3', from: 'a@example.org', rcpts: ['x@other.example', 'ok@example.com'], message: MESSAGE });
       assertReply(during.rcpts[0]!, 550, '5.7.1', 'Redis down');
       assert.equal(during.rcpts[1]?.code, 250);
       assert.equal(during.data?.code, 250);

@@ -1,0 +1,61 @@
+/**
+ * The usual integration set-up in one call: a DNS fixture with the given zones, one or more Haraka
+ * nodes (sharing one store prefix), optionally a private Redis to stop mid-test; all started in
+ * mocha's `before` and stopped in `after`.
+ */
+import { DnsFixture, type ZoneEntry } from './dns-server';
+import { startHaraka, uniquePrefix, type HarakaOptions, type HarakaProcess } from './haraka';
+import { PrivateRedis } from './redis-server';
+
+export interface EnvOptions extends Omit<HarakaOptions, 'dns' | 'redisPort'> {
+  /** DNS fixture zones (default: none, so every name is NXDOMAIN at once) */
+  zones?: Record<string, ZoneEntry>;
+  /** Haraka nodes on one store prefix (default 1) */
+  nodes?: number;
+  /** a private redis-server the test may stop; otherwise the machine's Redis on 6379 */
+  privateRedis?: boolean;
+  /** memory store instead of Redis */
+  memory?: boolean;
+  /** wait until each node uses Redis before the tests */
+  waitForRedis?: boolean;
+}
+
+export interface Env {
+  /** the first node */
+  haraka: HarakaProcess;
+  nodes: HarakaProcess[];
+  dns: DnsFixture;
+  redis: PrivateRedis | null;
+}
+
+export function useHaraka(opts: EnvOptions): Env {
+  const env = { nodes: [] as HarakaProcess[], redis: null as PrivateRedis | null } as Env;
+  before(async function () {
+    this.timeout(30000);
+    const { zones, nodes = 1, privateRedis, memory, waitForRedis, ...haraka } = opts;
+    env.dns = await DnsFixture.start(zones ?? {});
+    if (privateRedis) env.redis = await PrivateRedis.start();
+    const prefix = haraka.prefix ?? uniquePrefix();
+    const redisPort = memory ? null : (env.redis?.port ?? 6379);
+    env.nodes = await Promise.all(Array.from({ length: nodes }, () => startHaraka({ ...haraka, prefix, dns: env.dns.address, redisPort })));
+    env.haraka = env.nodes[0] as HarakaProcess;
+    if (waitForRedis) await Promise.all(env.nodes.map((n) => n.waitFor(/shared store: using Redis/)));
+  });
+  after(async function () {
+    this.timeout(30000);
+    await Promise.all(env.nodes.map((n) => n.stop()));
+    await env.redis?.stop();
+    await env.dns?.close();
+  });
+  return env;
+}
+
+/** poll `fn` until it holds; returns the ms it took */
+export async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 5000, everyMs = 50): Promise<number> {
+  const t0 = Date.now();
+  while (!(await fn())) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return Date.now() - t0;
+}
