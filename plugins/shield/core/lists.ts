@@ -6,9 +6,11 @@
  * Store layout (keys under the suite prefix):
  *   blocklist:entries   a store set: member "<list>|<kind>|<value>", value JSON {reason, source, added}
  *                       with the entry's own expiry (sorted set :exp + hash :val in Redis)
- *   blocklist:version   a counter bumped by every change, so nodes reload only when something changed
+ *   blocklist:version   a counter bumped (by a random step) by every change, so nodes reload only
+ *                       when something changed
  */
 import { errorMessage } from './errors';
+import { randomInt } from 'node:crypto';
 import { normalizeHostname, parseCidr, parseIp } from './net';
 import type { HarakaConfig } from './haraka';
 import type { Clock, Store } from './store';
@@ -260,7 +262,9 @@ export class SharedLists {
   }
 
   private async bump(): Promise<void> {
-    await this.store.incr(VERSION_KEY, 1, VERSION_TTL_SEC);
+    // a random step: nodes compare versions for equality, and a Redis that restarted empty must not
+    // count back up to a version a node already holds
+    await this.store.incr(VERSION_KEY, 1 + randomInt(1_000_000), VERSION_TTL_SEC);
     for (const fn of this.listeners) {
       try {
         fn();
