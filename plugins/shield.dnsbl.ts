@@ -153,7 +153,10 @@ const txns = new WeakMap<HarakaTransaction, { pending: Promise<ZoneResult[]>; de
 function load(plugin: DnsblPlugin, first: boolean): void {
   try {
     plugin.cfg = parseDnsblConfig(plugin.config.get(FILE, 'ini', () => load(plugin, false)) as Record<string, Record<string, unknown>>);
-    if (!first) plugin.loginfo(`reloaded ${FILE}: zones ${plugin.cfg.zones.map((z) => z.name).join(', ') || '(none)'}`);
+    if (!first) {
+      plugin.loginfo(`reloaded ${FILE}: zones ${plugin.cfg.zones.map((z) => z.name).join(', ') || '(none)'}`);
+      startHealth(plugin);
+    }
   } catch (err) {
     if (first) throw err;
     plugin.logerror(`${errorMessage(err)}; keeping the last good ${FILE}`);

@@ -189,3 +189,40 @@ describe('shield.limit with Redis stopped mid-run (integration)', function () {
     assert.ok(env.haraka.running);
   });
 });
+
+describe('shield.limit node, netblock and daily limits (integration)', function () {
+  this.timeout(30000);
+  const env = useHaraka({
+    plugins: PLUGINS,
+    files: {
+      'shield.relay.ini': RELAY_INI,
+      'shield.limit.ini': '[concurrency]\nconc_node = 4\nconc_net = 3\nconc_ip = 0\n\n[rates]\nconn_ip = off\ndaily_ip = 3/1d\n',
+    },
+  });
+  const connect = (proxyFrom: string) => SmtpClient.connect({ port: env.haraka.port, localAddress: nextSource(), proxyFrom });
+
+  it('conc_net counts a /24 together; conc_node caps this node whatever the clients', async () => {
+    const net = [await connect('198.18.70.1'), await connect('198.18.70.2'), await connect('198.18.70.3')];
+    assert.deepEqual(net.map((c) => c.greeting.code), [220, 220, 220]);
+    const fourth = await connect('198.18.70.4');
+    assertReply(fourth.greeting, 421, '4.7.0', 'fourth of the /24');
+    assert.match(fourth.greeting.text, /Too many connections from your network \(limit 3, conc_net\)/);
+    const other = await connect('198.18.71.1');
+    assert.equal(other.greeting.code, 220, 'another /24');
+    const fifth = await connect('198.18.72.1');
+    assertReply(fifth.greeting, 421, '4.7.0', 'node full');
+    assert.match(fifth.greeting.text, /Too many connections to this server right now \(limit 4\)/);
+    await Promise.all([...net, fourth, other, fifth].map((c) => c.quit()));
+  });
+
+  it('daily_ip = 3/1d: the fourth connection of the day is refused', async () => {
+    for (let i = 0; i < 3; i++) {
+      const c = await connect('198.18.73.1');
+      assert.equal(c.greeting.code, 220, `connection ${i + 1}`);
+      await c.quit();
+    }
+    const c = await connect('198.18.73.1');
+    assertReply(c.greeting, 421, '4.7.0', 'fourth of the day');
+    assert.match(c.greeting.text, /\(3 per 1d, daily_ip\); please try again in 2880\d s/);
+  });
+});
