@@ -40,7 +40,7 @@ export const SCHEMA = {
     tarpit: f.duration(0, 'delay before every limit reply (slows down abusive clients; keep below [hooks] budget of shield.ini)', { min: 0, max: 60 }),
   },
   concurrency: {
-    conc_node: count(0, 'connections open at once on this node (0 = no limit)'),
+    conc_node: count(0, 'connections open at once in this Haraka process (0 = no limit)'),
     conc_ip: count(10, 'connections open at once from one client, across the fleet'),
     conc_net: count(0, 'connections open at once from one netblock, across the fleet'),
     conc_total: count(0, 'connections open at once across the fleet'),
