@@ -24,6 +24,7 @@ import {
   type FcrdnsResult,
   type PtrResult,
 } from './shield/checks/rdns';
+import { normalizeDomain } from './shield/checks/relay';
 
 const action = (def: Action, doc: string) => f.oneOf(ACTIONS, def, doc);
 
@@ -119,7 +120,8 @@ function relayDomains(plugin: RdnsPlugin): string[] {
     .filter(Boolean);
   const file = typeof ini.main?.domains_file === 'string' ? ini.main.domains_file : 'shield.relay.domains';
   const lines = (plugin.config.get(file, 'data') as string[] | null) ?? [];
-  return [...list, ...parseLines(lines, (t) => t, () => undefined)].map((d) => normalizeHostname(d, true)).filter((d): d is string => d !== null);
+  // compared the way shield.relay compares them (lower case, A-labels); literals are not names
+  return [...list, ...parseLines(lines, (t) => t, () => undefined)].map(normalizeDomain).filter((d): d is string => d !== null && !d.startsWith('['));
 }
 
 function rebuild(plugin: RdnsPlugin): void {

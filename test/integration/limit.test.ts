@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { useHaraka } from '../helpers/env';
-import { SmtpClient, assertReply, nextSource, session } from '../helpers/smtp';
+import { SmtpClient, assertReply, greet, nextSource, session } from '../helpers/smtp';
 
 const PLUGINS = ['test.auth', 'shield.relay', 'shield.limit', 'queue/discard'];
 const RELAY_INI = '[main]\ndomains = example.com\nnetworks = 198.18.30.0/24\n';
@@ -69,14 +69,10 @@ describe('shield.limit (integration)', function () {
   });
 
   it('limits the connection rate: conn_ip = 5/1m refuses the sixth with 421 4.7.0', async () => {
-    for (let i = 0; i < 5; i++) {
-      const c = await connect('198.18.21.1');
-      assert.equal(c.greeting.code, 220, `connection ${i + 1}`);
-      await c.quit();
-    }
-    const c = await connect('198.18.21.1');
-    assertReply(c.greeting, 421, '4.7.0', 'sixth connection');
-    assert.match(c.greeting.text, /Connection rate limit exceeded for 198\.18\.21\.1 \(5 per 1m, conn_ip\); please try again in 1[0-2] s/);
+    for (let i = 0; i < 5; i++) assert.equal((await greet(env.haraka.port, '198.18.21.1')).code, 220, `connection ${i + 1}`);
+    const g = await greet(env.haraka.port, '198.18.21.1');
+    assertReply(g, 421, '4.7.0', 'sixth connection');
+    assert.match(g.text, /Connection rate limit exceeded for 198\.18\.21\.1 \(5 per 1m, conn_ip\); please try again in 1[0-2] s/);
   });
 
   it('limits messages per client: msg_ip = 2/1m answers the third MAIL with 451 4.7.1', async () => {
@@ -216,13 +212,9 @@ describe('shield.limit node, netblock and daily limits (integration)', function 
   });
 
   it('daily_ip = 3/1d: the fourth connection of the day is refused', async () => {
-    for (let i = 0; i < 3; i++) {
-      const c = await connect('198.18.73.1');
-      assert.equal(c.greeting.code, 220, `connection ${i + 1}`);
-      await c.quit();
-    }
-    const c = await connect('198.18.73.1');
-    assertReply(c.greeting, 421, '4.7.0', 'fourth of the day');
-    assert.match(c.greeting.text, /\(3 per 1d, daily_ip\); please try again in 2880\d s/);
+    for (let i = 0; i < 3; i++) assert.equal((await greet(env.haraka.port, '198.18.73.1')).code, 220, `connection ${i + 1}`);
+    const g = await greet(env.haraka.port, '198.18.73.1');
+    assertReply(g, 421, '4.7.0', 'fourth of the day');
+    assert.match(g.text, /\(3 per 1d, daily_ip\); please try again in 2880\d s/);
   });
 });

@@ -55,6 +55,22 @@ export function parseRate(text: string): Rate {
   return { limit: Number(m[1]), windowSec };
 }
 
+function numberField(kind: 'number' | 'integer', shape: RegExp, def: number, doc: string, opts: { min?: number; max?: number }): Field<number> {
+  return {
+    kind,
+    default: def,
+    doc,
+    parse(raw) {
+      const s = scalar(raw);
+      if (!shape.test(s)) throw new Error(`"${s}" is not ${kind === 'integer' ? 'an integer' : 'a number'}`);
+      const n = Number(s);
+      if (opts.min !== undefined && n < opts.min) throw new Error(`${n} is below the minimum ${opts.min}`);
+      if (opts.max !== undefined && n > opts.max) throw new Error(`${n} is above the maximum ${opts.max}`);
+      return n;
+    },
+  };
+}
+
 /** Builders for schema fields. */
 export const f = {
   bool(def: boolean, doc: string): Field<boolean> {
@@ -73,34 +89,10 @@ export const f = {
   },
   /** a decimal number: "1", "0.5", "-2" */
   num(def: number, doc: string, opts: { min?: number; max?: number } = {}): Field<number> {
-    return {
-      kind: 'number',
-      default: def,
-      doc,
-      parse(raw) {
-        const s = scalar(raw);
-        if (!/^-?\d+(\.\d+)?$/.test(s)) throw new Error(`"${s}" is not a number`);
-        const n = Number(s);
-        if (opts.min !== undefined && n < opts.min) throw new Error(`${n} is below the minimum ${opts.min}`);
-        if (opts.max !== undefined && n > opts.max) throw new Error(`${n} is above the maximum ${opts.max}`);
-        return n;
-      },
-    };
+    return numberField('number', /^-?\d+(\.\d+)?$/, def, doc, opts);
   },
   int(def: number, doc: string, opts: { min?: number; max?: number } = {}): Field<number> {
-    return {
-      kind: 'integer',
-      default: def,
-      doc,
-      parse(raw) {
-        const s = scalar(raw);
-        if (!/^-?\d+$/.test(s)) throw new Error(`"${s}" is not an integer`);
-        const n = Number(s);
-        if (opts.min !== undefined && n < opts.min) throw new Error(`${n} is below the minimum ${opts.min}`);
-        if (opts.max !== undefined && n > opts.max) throw new Error(`${n} is above the maximum ${opts.max}`);
-        return n;
-      },
-    };
+    return numberField('integer', /^-?\d+$/, def, doc, opts);
   },
   str(def: string, doc: string, opts: { pattern?: RegExp } = {}): Field<string> {
     return {
