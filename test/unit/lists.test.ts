@@ -109,6 +109,18 @@ describe('list matching', () => {
     assert.equal((await checkClient({ ip: '198.51.101.1', ptrNames: [] }, l, noDns)).verdict, 'none');
   });
 
+  it('a block more specific than an allow wins: a /32 block inside an allowed /24, a /25 inside an allowed /16', async () => {
+    const l = lists(entry('allow', '198.51.100.0/24'), entry('block', '198.51.100.66'), entry('allow', '203.0.0.0/16'), entry('block', '203.0.113.128/25'), entry('allow', '2001:db8::/32'), entry('block', '2001:db8:bad::/48'));
+    const blocked = await checkClient({ ip: '198.51.100.66', ptrNames: [] }, l, noDns);
+    assert.equal(blocked.verdict, 'block');
+    assert.equal(blocked.match?.entry.value, '198.51.100.66/32');
+    assert.equal((await checkClient({ ip: '198.51.100.67', ptrNames: [] }, l, noDns)).verdict, 'allow', 'the rest of the /24 stays allowed');
+    assert.equal((await checkClient({ ip: '203.0.113.200', ptrNames: [] }, l, noDns)).verdict, 'block');
+    assert.equal((await checkClient({ ip: '203.0.113.100', ptrNames: [] }, l, noDns)).verdict, 'allow');
+    assert.equal((await checkClient({ ip: '2001:db8:bad::25', ptrNames: [] }, l, noDns)).verdict, 'block');
+    assert.equal((await checkClient({ ip: '2001:db8:900d::25', ptrNames: [] }, l, noDns)).verdict, 'allow');
+  });
+
   it('matches CIDR edges exactly (first and last address, one outside)', async () => {
     const l = lists(entry('block', '198.51.100.64/26'));
     for (const [ip, v] of [
@@ -203,6 +215,18 @@ describe('list matching', () => {
     assert.equal(checkAddress('sender', 'old@example.com', l, NOW).verdict, 'none');
     assert.equal(checkAddress('rcpt', 'Old@example.com.', l, NOW).verdict, 'block');
     assert.equal(checkAddress('rcpt', 'new@example.com', l, NOW).verdict, 'none');
+  });
+
+  it('addresses: a blocked address or subdomain under an allowed domain is blocked (sender and rcpt)', () => {
+    for (const kind of ['sender', 'rcpt'] as const) {
+      const l = lists(entry('allow', 'example.com', kind), entry('block', 'spammer@example.com', kind), entry('block', 'bulk.example.com', kind));
+      const v = checkAddress(kind, 'Spammer@Example.com', l, NOW);
+      assert.equal(v.verdict, 'block', kind);
+      assert.equal(v.match?.entry.value, 'spammer@example.com', kind);
+      assert.equal(checkAddress(kind, 'x@mail.bulk.example.com', l, NOW).verdict, 'block', `${kind}: a more specific domain block`);
+      assert.equal(checkAddress(kind, 'friend@example.com', l, NOW).verdict, 'allow', kind);
+      assert.equal(checkAddress(kind, 'friend@other.example.com', l, NOW).verdict, 'allow', `${kind}: the allow covers subdomains`);
+    }
   });
 
   it('combines several indexes by specificity (a file block and a store allow)', async () => {
