@@ -60,6 +60,11 @@ export function dnsblZones(): Record<string, ZoneEntry> {
     // a resolver Spamhaus refuses: 127.255.255.254 for everything
     '4.60.18.198.blocked.example.net': { A: ['127.255.255.254'] },
     '6.60.18.198.blocked.example.net': { A: ['127.255.255.254'] },
+    // the other codes that are never listings, on this zone without listed[] patterns
+    '10.60.18.198.blocked.example.net': { A: ['127.0.0.1'] },
+    '11.60.18.198.blocked.example.net': { A: ['127.255.255.255'] },
+    '12.60.18.198.blocked.example.net': { A: ['192.0.2.1'] },
+    '13.60.18.198.blocked.example.net': { A: ['127.255.255.0'] },
     // a dead zone
     ...Object.fromEntries(['4', '5', '6', '7', '8'].map((o) => [`${o}.60.18.198.slow.example.net`, { drop: true } as ZoneEntry])),
     // registered domains: what a DBL-style zone is asked about

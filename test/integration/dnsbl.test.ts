@@ -39,6 +39,14 @@ describe('shield.dnsbl (integration)', function () {
     await env.haraka.waitFor(/dnsbl zone blocked: answer 127\.255\.255\.254 is an error code .*never read as listings/);
   });
 
+  it('on a zone without listed[] patterns, 127.0.0.1, 127.255.255.0/24 and answers outside 127/8 never reject', async () => {
+    for (const [client, code] of [['198.18.60.10', '127.0.0.1'], ['198.18.60.11', '127.255.255.255'], ['198.18.60.12', '192.0.2.1'], ['198.18.60.13', '127.255.255.0']] as const) {
+      const r = await session({ ...conn(client), from: 'a@example.org', rcpts: ['b@example.com'] });
+      assert.equal(r.rcpts[0]?.code, 250, `${client} answered ${code}: ${r.rcpts[0]?.text}`);
+      await env.haraka.waitFor(new RegExp(`shield summary ip=${client.replace(/\./g, '\\.')} .*dnsbl=pass`));
+    }
+  });
+
   it('a zone that times out neither rejects nor delays the session past the DNS timeout', async () => {
     const c = await SmtpClient.connect(conn('198.18.60.5'));
     try {
@@ -93,6 +101,12 @@ describe('shield.dnsbl (integration)', function () {
   it('IPv6 clients are looked up in nibble format', async () => {
     const r = await session({ ...conn('2001:2:0:6::1'), from: 'a@example.org', rcpts: ['b@example.com'] });
     assertReply(r.rcpts[0], 550, '5.7.1', 'listed IPv6 client');
+  });
+
+  it('an IPv4-mapped IPv6 client is looked up as IPv4 (reversed octets, not nibbles)', async () => {
+    const r = await session({ ...conn('::ffff:198.18.60.2'), from: 'a@example.org', rcpts: ['b@example.com'] });
+    assertReply(r.rcpts[0], 550, '5.7.1', 'listed client announced as ::ffff:');
+    assert.match(r.rcpts[0]!.text, /198\.18\.60\.2 is listed by bl/);
   });
 
   it('authenticated users are exempt', async () => {

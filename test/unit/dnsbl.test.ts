@@ -56,6 +56,42 @@ describe('dnsbl: return codes', () => {
   });
 });
 
+describe('dnsbl: return codes on a zone without listed[] patterns (any 127/8 answer counts)', () => {
+  const open = zone({ name: 'anylist', listed: [], weight: 1 });
+  it('127.0.0.1, 127.255.255.0/24 (both ends and the inside) and answers outside 127/8 are errors, never listings', () => {
+    for (const code of ['127.0.0.1', '127.255.255.0', '127.255.255.1', '127.255.255.254', '127.255.255.255', '192.0.2.1', '10.0.0.2', '128.0.0.2', '126.255.255.255']) {
+      const o = classify(open, [code]);
+      assert.equal(o.status, 'error', code);
+      assert.match((o as { why: string }).why, code.startsWith('127.') ? /is an error code/ : /outside 127\.0\.0\.0\/8/, code);
+    }
+  });
+  it('the codes next to the error codes are listings: 127.0.0.0, 127.0.0.2, 127.255.254.255, 127.1.0.1', () => {
+    for (const code of ['127.0.0.0', '127.0.0.2', '127.255.254.255', '127.1.0.1']) {
+      assert.deepEqual(classify(open, [code]), { status: 'listed', codes: [code], labels: [], weight: 1 }, code);
+    }
+  });
+  it('a bad code beside a good one spoils the whole answer', () => {
+    assert.equal(classify(open, ['127.0.0.2', '127.0.0.1']).status, 'error');
+    assert.equal(classify(open, ['192.0.2.1', '127.0.0.2']).status, 'error');
+  });
+  it('an IPv6 answer is an error', () => {
+    assert.equal(classify(open, ['::ffff:127.0.0.2']).status, 'listed', 'IPv4-mapped is IPv4');
+    assert.equal(classify(open, ['2001:db8::2']).status, 'error');
+  });
+});
+
+describe('dnsbl: bitmask patterns match when any of their bits is set', () => {
+  const z = zone({ listed: [parsePattern('bitmask:12 multi 1', { label: 'x', weight: 1 })] });
+  it('bitmask:12 matches 127.0.0.4, 127.0.0.8 and 127.0.0.12; not 127.0.0.16 or 127.0.0.2', () => {
+    for (const code of ['127.0.0.4', '127.0.0.8', '127.0.0.12', '127.0.0.28']) assert.equal(classify(z, [code]).status, 'listed', code);
+    for (const code of ['127.0.0.16', '127.0.0.2', '127.0.0.3']) assert.equal(classify(z, [code]).status, 'error', code);
+  });
+  it('only on 127/8 answers, on the last octet', () => {
+    assert.equal(parsePattern('bitmask:4', { label: 'x', weight: 1 }).test(parseIp('10.0.0.4') as ParsedIp), false);
+    assert.equal(parsePattern('bitmask:4', { label: 'x', weight: 1 }).test(parseIp('127.4.0.0') as ParsedIp), false);
+  });
+});
+
 describe('dnsbl: queries', () => {
   it('IPv4 reversed, IPv6 in nibbles, IPv4-mapped as IPv4', () => {
     assert.equal(ipQueryLabel(ip('192.0.2.99')), '99.2.0.192');
@@ -132,6 +168,23 @@ describe('dnsbl: config', () => {
     const c = parseDnsblConfig(base as never);
     assert.deepEqual(c.zones.map((z) => [z.name, z.weight]), [['zen', 1], ['wl', -2]]);
     assert.deepEqual(c.probes.get('zen'), { listed: '127.0.0.2', unlisted: '127.0.0.1' });
+  });
+
+  it('an allow zone always lowers the score: weight 2 and -2, listed[] weights 2 and -2, all become negative', () => {
+    const c = parseDnsblConfig({
+      main: { zones: 'wl1, wl2, bl' },
+      wl1: { type: 'allow', zone: 'list.dnswl.org', weight: '2' },
+      wl2: { type: 'allow', zone: 'list2.dnswl.org', weight: '-2', listed: ['127.0.*.2 med 1', '127.0.*.3 hi -2'] },
+      bl: { zone: 'bl.example.net', weight: '-3', listed: ['127.0.0.2 x -1'] },
+    } as never);
+    const by = new Map(c.zones.map((z) => [z.name, z]));
+    assert.equal(by.get('wl1')?.weight, -2);
+    assert.equal(by.get('wl2')?.weight, -2);
+    assert.deepEqual(by.get('wl2')?.listed.map((p) => p.weight), [-1, -2]);
+    assert.equal((classify(by.get('wl2') as Zone, ['127.0.9.3']) as { weight: number }).weight, -2);
+    // a block zone's weights are taken as written in absolute value: a typo cannot turn a blocklist into an allowlist
+    assert.equal(by.get('bl')?.weight, 3);
+    assert.deepEqual(by.get('bl')?.listed.map((p) => p.weight), [1]);
   });
 
   it('names the file, section and key of a bad value', () => {
