@@ -68,6 +68,20 @@ describe('shield.limit (integration)', function () {
     await Promise.all([a.quit(), b.quit(), c.quit()]);
   });
 
+  it('counts an IPv4-mapped IPv6 client as its IPv4 address (no second allowance through ::ffff:)', async () => {
+    const a = await connect('198.18.20.9');
+    const b = await connect('::ffff:198.18.20.9');
+    const c = await connect('::ffff:198.18.20.9');
+    try {
+      assert.equal(a.greeting.code, 220);
+      assert.equal(b.greeting.code, 220);
+      assertReply(c.greeting, 421, '4.7.0', 'third connection, two of them through ::ffff:');
+      assert.match(c.greeting.text, /Too many connections from 198\.18\.20\.9 \(limit 2, conc_ip\)/);
+    } finally {
+      await Promise.all([a.quit(), b.quit(), c.quit()]);
+    }
+  });
+
   it('limits the connection rate: conn_ip = 5/1m refuses the sixth with 421 4.7.0', async () => {
     for (let i = 0; i < 5; i++) assert.equal((await greet(env.haraka.port, '198.18.21.1')).code, 220, `connection ${i + 1}`);
     const g = await greet(env.haraka.port, '198.18.21.1');
@@ -218,3 +232,43 @@ describe('shield.limit node, netblock and daily limits (integration)', function 
     assert.match(g.text, /\(3 per 1d, daily_ip\); please try again in 2880\d s/);
   });
 });
+
+for (const exempt of [false, true]) {
+  describe(`shield.limit with exempt_allowlisted = ${exempt}: a client on shield.blocklist's allow list (integration)`, function () {
+    this.timeout(30000);
+    const env = useHaraka({
+      plugins: ['shield.relay', 'shield.blocklist', 'shield.limit', 'queue/discard'],
+      files: {
+        'shield.relay.ini': RELAY_INI,
+        'shield.blocklist.allow': '198.18.46.0/24 partner\n',
+        // the default is false: the false run writes nothing, so it tests the default itself
+        'shield.limit.ini': `[main]\n${exempt ? 'exempt_allowlisted = true\n' : ''}\n[concurrency]\nconc_ip = 2\n\n[rates]\nconn_ip = 3/1m\n`,
+      },
+    });
+    const connect = (proxyFrom: string) => SmtpClient.connect({ port: env.haraka.port, localAddress: nextSource(), proxyFrom });
+
+    it(exempt ? 'is exempt from conc_ip: a third simultaneous connection is admitted' : 'is still refused by conc_ip: the third simultaneous connection gets 421 4.7.0', async () => {
+      const conns = [await connect('198.18.46.1'), await connect('198.18.46.1'), await connect('198.18.46.1')];
+      try {
+        assert.deepEqual(conns.slice(0, 2).map((c) => c.greeting.code), [220, 220]);
+        if (exempt) assert.equal(conns[2]!.greeting.code, 220, conns[2]!.greeting.text);
+        else {
+          assertReply(conns[2]!.greeting, 421, '4.7.0', 'third connection of an allowlisted client');
+          assert.match(conns[2]!.greeting.text, /conc_ip/);
+        }
+      } finally {
+        await Promise.all(conns.map((c) => c.quit()));
+      }
+    });
+
+    it(exempt ? 'is exempt from conn_ip: a fourth connection within the minute is admitted' : 'is still refused by conn_ip: the fourth connection within the minute gets 421 4.7.0', async () => {
+      for (let i = 0; i < 3; i++) assert.equal((await greet(env.haraka.port, '198.18.46.2')).code, 220, `connection ${i + 1}`);
+      const g = await greet(env.haraka.port, '198.18.46.2');
+      if (exempt) assert.equal(g.code, 220, g.text);
+      else {
+        assertReply(g, 421, '4.7.0', 'fourth connection of an allowlisted client');
+        assert.match(g.text, /conn_ip/);
+      }
+    });
+  });
+}
