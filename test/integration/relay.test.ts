@@ -55,6 +55,15 @@ describe('shield.relay (integration)', function () {
     }
   });
 
+  it('an IPv4-mapped IPv6 client (::ffff:a.b.c.d) is the IPv4 client: relays inside networks, refused outside', async () => {
+    const inside = await session({ ...conn('::ffff:198.18.10.45'), from: 'a@example.org', rcpts: ['someone@other.example'], message: MESSAGE });
+    assert.equal(inside.rcpts[0]?.code, 250, inside.rcpts[0]?.text);
+    assert.equal(inside.data?.code, 250);
+    const outside = await session({ ...conn('::ffff:198.18.0.20'), from: 'a@example.org', rcpts: ['someone@other.example', 'b@example.com'] });
+    assertReply(outside.rcpts[0]!, 550, '5.7.1', 'mapped address outside the relay networks');
+    assert.equal(outside.rcpts[1]?.code, 250, 'local mail still accepted');
+  });
+
   it('a bare IP in networks is one host, never its neighbours; IPv6 outside the /64 is refused', async () => {
     for (const ip of ['198.18.20.8', '198.18.20.6', '2001:2:0:11::1', '2001:2::1']) {
       const r = await session({ ...conn(ip), from: 'a@example.org', rcpts: ['someone@other.example'] });
@@ -162,6 +171,27 @@ describe('shield.relay defer_unauth (integration)', function () {
     assertReply(r.rcpts[0]!, 450, '4.7.1', 'deferred relay');
     assertReply(r.rcpts[1]!, 450, '4.7.1', 'deferred routing');
     assert.equal(r.rcpts[2]?.code, 250);
+  });
+});
+
+describe('shield.relay accept_local = false (integration)', function () {
+  this.timeout(30000);
+  let haraka: HarakaProcess;
+  before(async () => {
+    // test.rcpt stands for the operator's recipient validation: it accepts known@ and nobody else
+    haraka = await startHaraka({ plugins: ['shield.relay', 'test.rcpt', 'queue/discard'], files: { 'shield.relay.ini': '[main]\ndomains = example.com\naccept_local = false\n' } });
+  });
+  after(async () => haraka?.stop());
+
+  it('does not accept a local recipient by itself: only what the other plugin validates gets 250', async () => {
+    const r = await session({ port: haraka.port, localAddress: nextSource(), proxyFrom: '198.18.2.1', from: 'a@example.org', rcpts: ['known@example.com', 'nosuchuser@example.com', 'Known@other.example'], message: MESSAGE });
+    assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
+    // nobody accepted it: Haraka's own refusal, never shield.relay's 250
+    assert.equal(r.rcpts[1]?.code, 550, r.rcpts[1]?.text);
+    assert.match(r.rcpts[1]!.text, /I cannot deliver mail for <nosuchuser@example\.com>/);
+    // the other plugin's OK never opens relay: shield.relay refuses first
+    assertReply(r.rcpts[2]!, 550, '5.7.1', 'relay through a plugin that accepts any domain');
+    assert.equal(r.data?.code, 250);
   });
 });
 
