@@ -16,7 +16,10 @@ export interface EnvOptions extends Omit<HarakaOptions, 'dns' | 'redisPort'> {
   privateRedis?: boolean;
   /** memory store instead of Redis */
   memory?: boolean;
-  /** wait until each node uses Redis before the tests */
+  /**
+   * wait until each node uses Redis before the tests (default: whenever Redis is used, so that no
+   * test runs on the memory store by accident while the connection is still being made)
+   */
   waitForRedis?: boolean;
 }
 
@@ -32,7 +35,7 @@ export function useHaraka(opts: EnvOptions): Env {
   const env = { nodes: [] as HarakaProcess[], redis: null as PrivateRedis | null } as Env;
   before(async function () {
     this.timeout(30000);
-    const { zones, nodes = 1, privateRedis, memory, waitForRedis, ...haraka } = opts;
+    const { zones, nodes = 1, privateRedis, memory, waitForRedis = !memory, ...haraka } = opts;
     env.dns = await DnsFixture.start(zones ?? {});
     if (privateRedis) env.redis = await PrivateRedis.start();
     const prefix = haraka.prefix ?? uniquePrefix();

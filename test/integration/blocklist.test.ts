@@ -16,6 +16,8 @@ const BLOCK = `# test block list
 2001:2:0:bad::/64
 dyn.example.org          dynamic pool
 helo-block.example.com
+Case-Block.Example.COM.   written in mixed case
+rcpt:Retired@Example.COM  mixed case address
 sender:bulk.example.net  bulk sender
 rcpt:old@example.com     retired address
 `;
@@ -57,6 +59,15 @@ describe('shield.blocklist (integration)', function () {
   it('blocks IPv6 ranges', async () => {
     assertReply(await greet(env.haraka.port, '2001:2:0:bad::9'), 554, '5.7.1', 'blocked IPv6');
     assert.equal((await greet(env.haraka.port, '2001:2:0:bae::9')).code, 220);
+  });
+
+  it('an IPv4-mapped IPv6 client matches the IPv4 entries: blocked in the range, allowed for the allow entry', async () => {
+    const g = await greet(env.haraka.port, '::ffff:198.18.2.56');
+    assertReply(g, 554, '5.7.1', 'mapped address in a blocked IPv4 range');
+    assert.match(g.text, /198\.18\.2\.56 is on this server's local blocklist \(snowshoe range\)/);
+    const ok = await session({ ...conn('::ffff:198.18.2.7'), from: 'a@example.org', rcpts: ['b@example.com'] });
+    assert.equal(ok.greeting.code, 220, ok.greeting.text);
+    assert.equal(ok.rcpts[0]?.code, 250);
   });
 
   it('a more specific allow entry lets one host of a blocked range in, allowlisted but not a relay client', async () => {
@@ -125,6 +136,18 @@ describe('shield.blocklist (integration)', function () {
     assert.equal(r.data?.code, 250);
   });
 
+  it('entries and names compare without case and trailing dots (file entries in mixed case)', async () => {
+    const c = await SmtpClient.connect(conn('198.18.3.4'));
+    try {
+      assertReply(await c.cmd('EHLO mx.CASE-block.example.com.'), 550, '5.7.1', 'HELO under a mixed-case entry');
+    } finally {
+      await c.quit();
+    }
+    const r = await session({ ...conn('198.18.3.5'), from: 'a@example.org', rcpts: ['retired@example.com', 'RETIRED@EXAMPLE.COM'] });
+    assertReply(r.rcpts[0], 550, '5.7.1', 'recipient under a mixed-case entry');
+    assertReply(r.rcpts[1], 550, '5.7.1', 'upper-case recipient');
+  });
+
   it('applies entries added and removed with the CLI within a second, on a running node', async () => {
     const ip = '198.18.4.4';
     assert.equal((await greet(env.haraka.port, ip)).code, 220);
@@ -143,7 +166,7 @@ describe('shield.blocklist (integration)', function () {
     assert.equal((await greet(env.haraka.port, ip)).code, 220);
     fs.appendFileSync(path.join(env.haraka.dir, 'config', 'shield.blocklist.block'), `${ip}\nnot-an-entry!\n`);
     await until('the file reload', async () => (await greet(env.haraka.port, ip)).code === 554, 15000);
-    await env.haraka.waitFor(/shield\.blocklist\.block line 9: "not-an-entry!" is not a host or domain name; line skipped/);
+    await env.haraka.waitFor(/shield\.blocklist\.block line 11: "not-an-entry!" is not a host or domain name; line skipped/);
     assertReply(await greet(env.haraka.port, '198.18.2.9'), 554, '5.7.1', 'the rest of the file still applies');
   });
 });

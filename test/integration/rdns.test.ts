@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { useHaraka } from '../helpers/env';
 import { SmtpClient, assertReply, nextSource, session } from '../helpers/smtp';
 
-const PLUGINS = ['test.auth', 'shield.relay', 'shield.rdns', 'queue/discard'];
+const PLUGINS = ['test.auth', 'shield.relay', 'shield.rdns', 'test.capture', 'queue/discard'];
 // 2587: an extra exempt port, since Haraka itself asks for AUTH before MAIL on 587 and 465
 const RDNS_INI = `[main]
 our_names = mx.example.com
@@ -48,6 +48,11 @@ describe('shield.rdns (integration)', function () {
     await env.haraka.waitFor(/shield summary ip=198\.18\.11\.1 .*rdns\.fcrdns=pass:confirmed.*helo\.match=pass/);
     const r6 = await session({ ...conn('2001:2::11'), helo: 'mx6.good.example.com', from: 'a@example.org', rcpts: ['b@example.com'] });
     assert.equal(r6.rcpts[0]?.code, 250, r6.rcpts[0]?.text);
+    await env.haraka.waitFor(/captured iprev: pass 198\.18\.11\.1 mx\.good\.example\.com$/m);
+    // an IPv4-mapped client is the IPv4 client: its PTR is asked in in-addr.arpa and confirmed by the A record
+    const mapped = await session({ ...conn('::ffff:198.18.11.1'), helo: 'mx.good.example.com', from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
+    assert.equal(mapped.rcpts[0]?.code, 250, mapped.rcpts[0]?.text);
+    await env.haraka.waitFor(/shield summary ip=(::ffff:)?198\.18\.11\.1 .*rdns\.fcrdns=pass:confirmed/);
   });
 
   it('refuses a client without PTR at RCPT with 550 5.7.25', async () => {
@@ -84,6 +89,8 @@ describe('shield.rdns (integration)', function () {
     ['[198.18.11.9]', 'literal of another address', /HELO\/EHLO \[198\.18\.11\.9\] is not your address 198\.18\.11\.1/],
     ['mx.example.com', 'our host name', /HELO\/EHLO mx\.example\.com is this server's own name or address/],
     ['example.com', 'our local domain (shield.relay)', /HELO\/EHLO example\.com is this server's own name/],
+    ['MX.Example.COM.', 'our host name in upper case with a trailing dot', /HELO\/EHLO MX\.Example\.COM\. is this server's own name or address/],
+    ['Example.Com', 'our local domain in mixed case', /HELO\/EHLO Example\.Com is this server's own name/],
     ['[198.18.255.25]', 'our address', /is this server's own name or address/],
   ] as const) {
     it(`refuses ${what} (${helo}) with 550 5.7.1 at RCPT`, async () => {
@@ -144,7 +151,7 @@ describe('shield.rdns enforce_at = mail, dns_error = ignore (integration)', func
   this.timeout(30000);
   const env = useHaraka({
     plugins: PLUGINS,
-    zones: { '5.12.18.198.in-addr.arpa': { drop: true } },
+    zones: { '5.12.18.198.in-addr.arpa': { drop: true }, '6.12.18.198.in-addr.arpa': { PTR: ['slow.example.net'] }, 'slow.example.net': { drop: true } },
     files: { 'shield.relay.ini': '[main]\ndomains = example.com\n', 'shield.rdns.ini': '[main]\nenforce_at = mail\ndns_error = ignore\n' },
   });
 
@@ -158,5 +165,12 @@ describe('shield.rdns enforce_at = mail, dns_error = ignore (integration)', func
     assert.equal(r.mail.code, 250, r.mail.text);
     assert.equal(r.data?.code, 250);
     await env.haraka.waitFor(/shield summary ip=198\.18\.12\.5 .*rdns\.ptr=err:dns_error/);
+  });
+
+  it('a forward lookup that times out leaves iprev = temperror for other plugins, never fail', async () => {
+    const r = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.12.6', helo: 'mx.good.example.com', from: 'a@example.org', rcpts: ['b@example.com'], message: MESSAGE });
+    assert.equal(r.data?.code, 250, r.data?.text);
+    await env.haraka.waitFor(/shield summary ip=198\.18\.12\.6 .*rdns\.fcrdns=err:dns_error/);
+    await env.haraka.waitFor(/captured iprev: temperror 198\.18\.12\.6 slow\.example\.net$/m);
   });
 });
