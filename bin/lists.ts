@@ -248,7 +248,7 @@ export async function listsCommand(list: ListName, argv: string[], io: Io): Prom
         if (client.verdict === 'allow') io.out('  allowlisted: the reputation checks skip this client; relay control and limits still apply');
         else {
           const stage = client.by === 'helo' ? 'helo' : delayed ? 'rcpt' : 'connect';
-          io.out(`  reply at ${stage === 'rcpt' ? `RCPT (delay_reject; ${opts.delay_reject_exempt.join(', ')} exempt)` : stage}: ${formatReply(clientReplies(opts, client, stage).reject)}`);
+          io.out(`  reply at ${stage === 'rcpt' ? `RCPT (delay_reject; ${inst.suite.main.exempt_rcpts.join(', ')} exempt)` : stage}: ${formatReply(clientReplies(opts, client, stage).reject)}`);
         }
       }
       for (const [k, addr] of [['sender', o.from], ['rcpt', o.rcpt]] as Array<['sender' | 'rcpt', string | undefined]>) {

@@ -11,7 +11,7 @@ import { f, ConfigHandle } from './shield/core/config';
 import { VERSION_KEY, SharedLists, readListFiles, safeText, type ListEntry } from './shield/core/lists';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { reply, type Reply } from './shield/core/policy';
-import { shieldNotes, type Evidence } from './shield/core/results';
+import type { Evidence } from './shield/core/results';
 import { setupShield, type Shield } from './shield/core/suite';
 import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type AddressVerdict, type ClientVerdict } from './shield/checks/lists';
 
@@ -19,11 +19,7 @@ export const SCHEMA = {
   main: {
     block_file: f.str('shield.blocklist.block', 'file in config/ with block entries: one "[kind:]entry [reason]" per line, # comments, reloaded live (missing file = none)'),
     allow_file: f.str('shield.blocklist.allow', 'file in config/ with allow entries, same format'),
-    delay_reject: f.bool(false, 'refuse a blocked client at RCPT instead of at connect, so it can still reach the delay_reject_exempt mailboxes (RFC 5321 4.5.1) and the log shows sender and recipients'),
-    delay_reject_exempt: f.list(['postmaster', 'abuse'], 'local parts a blocked client may still write to when delay_reject is on', (s) => {
-      if (!/^[^\s@]+$/.test(s)) throw new Error(`"${s}" is not a local part`);
-      return s.toLowerCase();
-    }),
+    delay_reject: f.bool(false, 'refuse a blocked client at RCPT instead of at connect, so it can still reach postmaster@ and abuse@ (shield.ini exempt_rcpts; RFC 5321 4.5.1) and the log shows sender and recipients'),
     show_reason: f.bool(false, 'add the entry\'s reason text to the reply (reasons are often internal notes; off by default)'),
     contact: f.str('', 'text appended to every refusal, e.g. "contact postmaster@example.com"'),
     sync_interval: f.duration(1, 'how often this node checks the shared store for changes (one small Redis read)', { min: 0.1, max: 300 }),
@@ -34,10 +30,11 @@ export const SCHEMA = {
 type RcptParams = [HarakaAddress, Record<string, string | null>];
 type MailParams = [HarakaAddress, Record<string, string | null>];
 
-/** what this plugin remembers per connection */
+/** what this plugin keeps in the Session */
 interface ClientState {
   verdict: ClientVerdict;
 }
+const STATE = 'blocklist';
 
 interface BlocklistPlugin extends HarakaPlugin {
   shield: Shield;
@@ -55,10 +52,8 @@ interface BlocklistPlugin extends HarakaPlugin {
   timer: NodeJS.Timeout | null;
 }
 
-const NOTE = 'shield.blocklist';
-
-function state(conn: HarakaConnection): ClientState | undefined {
-  return conn.notes[NOTE] as ClientState | undefined;
+function state(plugin: BlocklistPlugin, conn: HarakaConnection): ClientState | undefined {
+  return plugin.shield.session(conn).peek<ClientState>(STATE);
 }
 
 function readFiles(plugin: BlocklistPlugin): EntryIndex {
@@ -129,8 +124,8 @@ function startSync(plugin: BlocklistPlugin): void {
   plugin.timer.unref();
 }
 
-function ptrNames(conn: HarakaConnection): string[] {
-  const ptr = shieldNotes(conn).ptr;
+function ptrNames(plugin: BlocklistPlugin, conn: HarakaConnection): string[] {
+  const ptr = plugin.shield.session(conn).ptr;
   if (ptr) return [...ptr.names];
   const h = conn.remote.host;
   return h && !/^(NXDOMAIN|DNSERROR|localhost)$/i.test(h) ? [h] : [];
@@ -202,11 +197,6 @@ function addressCheck(plugin: BlocklistPlugin, conn: HarakaConnection, kind: 'se
   return plugin.shield.decide(conn, ev, { fail: 'reject', err: 'defer' }, addressReplies(plugin.cfg.current.main, kind, v)).reply ?? undefined;
 }
 
-function rcptExempt(plugin: BlocklistPlugin, rcpt: HarakaAddress): boolean {
-  const user = (rcpt.user ?? '').toLowerCase();
-  return plugin.cfg.current.main.delay_reject_exempt.includes(user);
-}
-
 export function register(this: BlocklistPlugin): void {
   this.shield = setupShield(this, 'blocklist');
   this.cfg = new ConfigHandle(this, 'shield.blocklist.ini', SCHEMA);
@@ -232,19 +222,20 @@ export function register(this: BlocklistPlugin): void {
   this.blocklist_connect = this.shield.hook(
     'connect',
     async (conn) => {
-      const verdict = await checkClient({ ip: conn.remote.ip, ptrNames: ptrNames(conn) }, this.lists, {
+      const session = this.shield.session(conn);
+      const verdict = await checkClient({ ip: session.identity.ipText, ptrNames: ptrNames(this, conn) }, this.lists, {
         now: Date.now(),
         confirm: (name, ip) => this.shield.suite.resolver.forwardConfirms(name, ip),
         maxNames: this.cfg.current.main.max_rdns_names,
       });
-      conn.notes[NOTE] = { verdict } satisfies ClientState;
+      session.local<ClientState>(STATE, () => ({ verdict })).verdict = verdict;
       for (const name of verdict.dnsErrors ?? []) {
         this.shield.record(conn, { check: 'blocklist', outcome: 'err', reason: 'rdns_confirm', data: { name } });
       }
       if (verdict.verdict === 'none') return undefined;
       this.shield.record(conn, clientEvidence(verdict));
       if (verdict.verdict === 'allow') {
-        shieldNotes(conn).allowlisted = true;
+        session.allowlisted = true;
         return undefined;
       }
       if (this.cfg.current.main.delay_reject) return undefined;
@@ -257,7 +248,7 @@ export function register(this: BlocklistPlugin): void {
   this.blocklist_helo = this.shield.hook(
     'helo',
     (conn, helo: string) => {
-      const st = state(conn);
+      const st = state(this, conn);
       if (!st) return undefined;
       if (st.verdict.verdict === 'none') {
         const v = checkHelo(String(helo ?? ''), this.lists, Date.now());
@@ -290,8 +281,8 @@ export function register(this: BlocklistPlugin): void {
   this.blocklist_rcpt = this.shield.hook(
     'rcpt',
     (conn, [rcpt]: RcptParams) => {
-      const st = state(conn);
-      if (st?.verdict.verdict === 'block' && this.cfg.current.main.delay_reject && !rcptExempt(this, rcpt)) {
+      const st = state(this, conn);
+      if (st?.verdict.verdict === 'block' && this.cfg.current.main.delay_reject && !this.shield.suite.exemptRecipient(rcpt)) {
         const r = clientReply(this, conn, st.verdict, 'rcpt');
         if (r) return r;
       }

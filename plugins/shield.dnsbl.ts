@@ -8,10 +8,9 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { f, parseConfig, type SchemaOf } from './shield/core/config';
 import { errorMessage } from './shield/core/errors';
-import type { HarakaAddress, HarakaConnection, HarakaPlugin, HarakaTransaction } from './shield/core/haraka';
+import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname, parseIp, type ParsedIp } from './shield/core/net';
-import { exemption, reply, type Reply } from './shield/core/policy';
-import { shieldNotes } from './shield/core/results';
+import { reply, type Reply } from './shield/core/policy';
 import { setupShield, type Shield } from './shield/core/suite';
 import {
   classify,
@@ -31,8 +30,7 @@ const FILE = 'shield.dnsbl.ini';
 const MAIN = {
   zones: f.list([], 'the zones in use, by section name, e.g. "zones = zen, spamcop, dnswl"'),
   threshold: f.num(1, 'reject when the weights of the listing zones add up to this or more'),
-  enforce_at: f.oneOf(['rcpt', 'connect'] as const, 'rcpt', 'rcpt: refuse each recipient (postmaster@ and authenticated users exempt, sender and recipient in the log); connect: refuse at once with 554'),
-  exempt_rcpts: f.list(['postmaster', 'abuse'], 'local parts a listed client may still write to'),
+  enforce_at: f.oneOf(['rcpt', 'connect'] as const, 'rcpt', 'rcpt: refuse each recipient (postmaster@ and abuse@ of our domains and authenticated users exempt, sender and recipient in the log); connect: refuse at once with 554'),
   exempt_private: f.bool(true, 'skip private, loopback and link-local clients'),
   cache_min_ttl: f.duration(60, 'shortest time an answer stays in the shared cache', { min: 0 }),
   cache_max_ttl: f.duration(3600, 'longest time an answer stays in the shared cache', { min: 1 }),
@@ -127,9 +125,8 @@ interface Lookup {
   identity: ZoneResult['identity'];
 }
 
+/** what this plugin keeps in the Session */
 interface ConnState {
-  /** the client address the lookups are for (a PROXY header changes it) */
-  ip: string;
   skip: string | null;
   /** lookups started at connect (IP zones, rDNS name) and at the first HELO */
   pending: Array<Promise<ZoneResult[]>>;
@@ -147,8 +144,13 @@ interface DnsblPlugin extends HarakaPlugin {
   timer: NodeJS.Timeout | null;
 }
 
-const conns = new WeakMap<HarakaConnection, ConnState>();
-const txns = new WeakMap<HarakaTransaction, { pending: Promise<ZoneResult[]>; decided?: Reply | null }>();
+const STATE = 'dnsbl';
+/** per transaction: the sender domain lookups and the verdict once given */
+interface TxnState {
+  pending: Promise<ZoneResult[]>;
+  decided?: Reply | null;
+}
+const newConnState = (): ConnState => ({ skip: null, pending: [], helo: false, recordedErrors: new Set() });
 
 function load(plugin: DnsblPlugin, first: boolean): void {
   try {
@@ -280,7 +282,8 @@ function listingText(listings: readonly ZoneResult[], ip: string): string {
 /** Score what the lookups found, record it, and return the reply (or null to let the mail on). */
 async function decideFor(plugin: DnsblPlugin, conn: HarakaConnection, pending: Array<Promise<ZoneResult[]>>, atConnect: boolean): Promise<Reply | null> {
   const results = (await Promise.all(pending)).flat();
-  const st = conns.get(conn);
+  const session = plugin.shield.session(conn);
+  const st = session.peek<ConnState>(STATE);
   for (const e of results.filter((r) => r.outcome.status === 'error')) {
     const k = `${e.zone.name}:${e.item}`;
     if (st?.recordedErrors.has(k)) continue;
@@ -292,9 +295,9 @@ async function decideFor(plugin: DnsblPlugin, conn: HarakaConnection, pending: A
   const listed = s.score >= plugin.cfg.main.threshold && s.listings.length > 0;
   const ev = { check: 'dnsbl', outcome: listed ? ('fail' as const) : ('pass' as const), reason: listed ? 'listed' : s.listings.length || s.tags.length ? 'below_threshold' : 'clean', score: s.score, data: { zones: zonesText } };
   plugin.shield.record(conn, ev);
-  if (s.listings.length || s.tags.length) shieldNotes(conn).tags.push(`dnsbl:${zonesText.join(',')}`);
+  if (s.listings.length || s.tags.length) session.tags.push(`dnsbl:${zonesText.join(',')}`);
   if (!listed) return null;
-  const text = `Rejected: ${listingText(s.listings, conn.remote.ip)}`;
+  const text = `Rejected: ${listingText(s.listings, session.identity.ipText)}`;
   const r = atConnect ? reply(554, '5.7.1', text, true) : reply(550, '5.7.1', text);
   return plugin.shield.decide(conn, ev, { fail: 'reject', err: 'ignore' }, { reject: r, defer: r }).reply;
 }
@@ -364,8 +367,15 @@ function startHealth(plugin: DnsblPlugin): void {
   }, 3000).unref();
 }
 
-function rcptExempt(plugin: DnsblPlugin, rcpt: HarakaAddress | undefined): boolean {
-  return !!rcpt && plugin.cfg.main.exempt_rcpts.includes((rcpt.user ?? '').toLowerCase());
+/**
+ * The client's forward-confirmed rDNS names, normalised (a PTR is the client's own claim: an
+ * unconfirmed or malformed name is never asked about, logged or put in a reply).
+ */
+async function confirmedNames(plugin: DnsblPlugin, conn: HarakaConnection): Promise<string[]> {
+  const session = plugin.shield.session(conn);
+  const names = [...new Set((session.ptr?.names ?? []).map((n) => normalizeHostname(n, true)).filter((n): n is string => n !== null))].slice(0, 3);
+  const ok = await Promise.all(names.map((n) => plugin.shield.suite.resolver.forwardConfirms(n, session.identity.ip).catch(() => false)));
+  return names.filter((_, i) => ok[i]);
 }
 
 export function register(this: DnsblPlugin): void {
@@ -380,38 +390,38 @@ export function register(this: DnsblPlugin): void {
   // the address lists are asked at connect_init, in parallel with the PTR lookup (lookup_rdns) that
   // follows it; whether the answers are used is decided at connect, once the exemptions are known
   this.dnsbl_connect_init = this.shield.hook('connect_init', (conn) => {
-    const ip = parseIp(conn.remote.ip);
-    const st: ConnState = { ip: conn.remote.ip, skip: null, pending: [], helo: false, recordedErrors: new Set() };
-    conns.set(conn, st);
-    if (ip && !(this.cfg.main.exempt_private && conn.remote.is_private)) st.pending.push(lookupAll(this, ipLookups(this, ip)));
+    const session = this.shield.session(conn);
+    if (session.closed || session.peek(STATE)) return undefined;
+    const st = session.local(STATE, newConnState);
+    if (!(this.cfg.main.exempt_private && session.identity.isPrivate)) st.pending.push(lookupAll(this, ipLookups(this, session.identity.ip)));
     return undefined;
   });
   this.register_hook('connect_init', 'dnsbl_connect_init');
 
   // after shield.relay, shield.blocklist, shield.limit and shield.rdns have looked at the client
   this.dnsbl_connect = this.shield.hook('connect', async (conn) => {
-    const ip = parseIp(conn.remote.ip);
-    let st = conns.get(conn);
-    if (!st || st.ip !== conn.remote.ip) {
-      st = { ip: conn.remote.ip, skip: null, pending: ip ? [lookupAll(this, ipLookups(this, ip))] : [], helo: false, recordedErrors: new Set() };
-      conns.set(conn, st);
+    const session = this.shield.session(conn);
+    let st = session.peek<ConnState>(STATE);
+    if (!st) {
+      // connect_init was answered by another plugin before ours: ask now
+      st = session.local(STATE, newConnState);
+      st.pending.push(lookupAll(this, ipLookups(this, session.identity.ip)));
     }
-    if (!ip) return undefined;
-    st.skip = exemption(conn, { relayClients: true, authenticated: true, allowlisted: true, privateIps: this.cfg.main.exempt_private });
+    st.skip = session.exemption({ relayClients: true, authenticated: true, allowlisted: true, privateIps: this.cfg.main.exempt_private });
     if (st.skip) {
       this.shield.record(conn, { check: 'dnsbl', outcome: 'skip', reason: st.skip });
       return undefined;
     }
-    const ptr = shieldNotes(conn).ptr?.names[0] ?? null;
-    const rdns = domainLookups(this, 'rdns', ptr);
-    if (rdns.length) st.pending.push(lookupAll(this, rdns));
+    if (this.cfg.zones.some((z) => z.type === 'domain' && z.identities.includes('rdns'))) {
+      st.pending.push(confirmedNames(this, conn).then((names) => lookupAll(this, names.flatMap((n) => domainLookups(this, 'rdns', n)))));
+    }
     if (this.cfg.main.enforce_at !== 'connect') return undefined;
     return (await decideFor(this, conn, st.pending, true)) ?? undefined;
   });
   this.register_hook('connect', 'dnsbl_connect', -70);
 
   this.dnsbl_helo = this.shield.hook('helo', (conn, helo: string) => {
-    const st = conns.get(conn);
+    const st = this.shield.session(conn).peek<ConnState>(STATE);
     if (!st || st.skip || st.helo) return undefined;
     st.helo = true;
     const lookups = domainLookups(this, 'helo', String(helo ?? ''));
@@ -422,24 +432,23 @@ export function register(this: DnsblPlugin): void {
   this.register_hook('ehlo', 'dnsbl_helo', -70);
 
   this.dnsbl_mail = this.shield.hook('mail', (conn, [from]: [HarakaAddress, unknown]) => {
-    const st = conns.get(conn);
-    const txn = conn.transaction;
-    if (!st || st.skip || !txn) return undefined;
+    const session = this.shield.session(conn);
+    const st = session.peek<ConnState>(STATE);
+    if (!st || st.skip || !conn.transaction) return undefined;
     const domain = from?.host && from.user ? normalizeHostname(from.host, true) : null;
-    txns.set(txn, { pending: lookupAll(this, domainLookups(this, 'mail_from', domain)) });
+    session.txn<TxnState>(STATE, () => ({ pending: lookupAll(this, domainLookups(this, 'mail_from', domain)) }));
     return undefined;
   });
   this.register_hook('mail', 'dnsbl_mail', -70);
 
   // after shield.relay (-100), shield.blocklist (-50), shield.rdns (-40), shield.limit (-30)
   this.dnsbl_rcpt = this.shield.hook('rcpt', async (conn, [rcpt]: [HarakaAddress, unknown]) => {
-    const st = conns.get(conn);
-    const txn = conn.transaction;
-    if (!st || st.skip || !txn || this.cfg.main.enforce_at !== 'rcpt') return undefined;
-    if (conn.notes.auth_user) return undefined;
-    if (rcptExempt(this, rcpt)) return undefined;
-    const t = txns.get(txn) ?? { pending: Promise.resolve([]) };
-    txns.set(txn, t);
+    const session = this.shield.session(conn);
+    const st = session.peek<ConnState>(STATE);
+    if (!st || st.skip || !conn.transaction || this.cfg.main.enforce_at !== 'rcpt') return undefined;
+    if (session.authUser) return undefined;
+    if (this.shield.suite.exemptRecipient(rcpt)) return undefined;
+    const t = session.txn<TxnState>(STATE, () => ({ pending: Promise.resolve([]) }));
     if (t.decided === undefined) t.decided = await decideFor(this, conn, [...st.pending, t.pending], false);
     return t.decided ?? undefined;
   });
@@ -447,7 +456,7 @@ export function register(this: DnsblPlugin): void {
 
   this.dnsbl_data_post = this.shield.hook('data_post', (conn) => {
     const txn = conn.transaction;
-    const tags = shieldNotes(conn).tags.filter((t) => t.startsWith('dnsbl:'));
+    const tags = this.shield.session(conn).tags.filter((t) => t.startsWith('dnsbl:'));
     if (txn && this.cfg.main.header && tags.length) txn.add_header('X-Shield-DNSBL', tags[tags.length - 1]?.slice(6) ?? '');
     return undefined;
   });

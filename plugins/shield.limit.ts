@@ -5,16 +5,17 @@
  *
  * Hooks: connect (concurrency per node, per client, per netblock, fleet total; connection rate and
  * daily cap), mail (message rates), rcpt (recipients per message, recipient rates), helo/ehlo/mail/
- * rcpt/data (protocol errors), unrecognized_command, disconnect (leases released).
+ * rcpt/data (protocol errors), unrecognized_command. The node slot and the leases of a connection
+ * are resources of its Session, released when it closes.
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { f, ConfigHandle, type Rate } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { parseLines } from './shield/core/lists';
-import { normalizeHostname, parseIp } from './shield/core/net';
+import { normalizeHostname } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
-import { shieldNotes, type Evidence } from './shield/core/results';
+import type { Evidence } from './shield/core/results';
 import { setupShield, type Shield } from './shield/core/suite';
 import {
   Overrides,
@@ -66,15 +67,14 @@ export const SCHEMA = {
 
 type MailParams = [HarakaAddress, Record<string, string | null>];
 
+/** what this plugin keeps in the Session (its leases are Session resources) */
 interface ConnState {
   readonly id: string;
   readonly limits: Limits;
   readonly subject: string;
-  /** lease keys held (released at disconnect) */
-  keys: string[];
-  counted: boolean;
   unrecognized: number;
 }
+const STATE = 'limit';
 
 interface LimitPlugin extends HarakaPlugin {
   shield: Shield;
@@ -87,8 +87,6 @@ interface LimitPlugin extends HarakaPlugin {
   timer: NodeJS.Timeout | null;
   nodeId: string;
 }
-
-const states = new WeakMap<HarakaConnection, ConnState>();
 
 function baseLimits(plugin: LimitPlugin): Limits {
   const c = plugin.cfg.current;
@@ -142,20 +140,19 @@ function rateText(r: Rate | null): string {
   return r ? describeRate(r) : '';
 }
 
-function authUser(conn: HarakaConnection): string | null {
-  const u = conn.notes.auth_user;
-  return typeof u === 'string' && u ? u.toLowerCase() : null;
+function authUser(plugin: LimitPlugin, conn: HarakaConnection): string | null {
+  return plugin.shield.session(conn).authUser?.toLowerCase() ?? null;
 }
 
 /** per-IP limits are lifted for relay clients (exempt_relay) and allowlisted clients (exempt_allowlisted) */
 function exemptClient(plugin: LimitPlugin, conn: HarakaConnection): boolean {
   const m = plugin.cfg.current.main;
-  const n = shieldNotes(conn);
-  return (m.exempt_relay && n.relayClient) || (m.exempt_allowlisted && n.allowlisted);
+  const s = plugin.shield.session(conn);
+  return (m.exempt_relay && s.relayClient) || (m.exempt_allowlisted && s.allowlisted);
 }
 
 function errorsCheck(plugin: LimitPlugin, conn: HarakaConnection): Promise<Reply | undefined> | undefined {
-  const st = states.get(conn);
+  const st = plugin.shield.session(conn).peek<ConnState>(STATE);
   const max = st?.limits.max_errors ?? plugin.cfg.current.session.max_errors;
   const errors = Number((conn as unknown as { errors?: number }).errors ?? 0);
   if (max > 0 && errors >= max) {
@@ -182,19 +179,27 @@ export function register(this: LimitPlugin): void {
   this.limit_connect = this.shield.hook(
     'connect',
     async (conn) => {
-      const ip = parseIp(conn.remote.ip);
-      if (!ip) return undefined;
+      const session = this.shield.session(conn);
+      if (session.closed) return undefined;
+      const ip = session.identity.ip;
       const m = this.cfg.current.main;
       const limits = this.overrides.apply(baseLimits(this), ip);
-      const st: ConnState = { id: `${this.nodeId}:${conn.uuid}`, limits, subject: clientSubject(ip, m.ipv6_prefix), keys: [], counted: false, unrecognized: 0 };
-      states.set(conn, st);
+      const st = session.local<ConnState>(STATE, () => ({ id: `${this.nodeId}:${session.uuid}`, limits, subject: clientSubject(ip, m.ipv6_prefix), unrecognized: 0 }));
 
       if (limits.conc_node > 0 && this.nodeOpen >= limits.conc_node) {
         return refuse(this, conn, 'conc_node', reply(421, '4.7.0', `Too many connections to this server right now (limit ${limits.conc_node}); please try again later`, true));
       }
+      // the node slot is taken now (simultaneous connects cannot overshoot conc_node) and belongs to
+      // the session: it comes back when the session closes, whenever that is
+      this.nodeOpen++;
+      const nodeSlot = session.hold(() => {
+        this.nodeOpen--;
+      });
+      if (!nodeSlot) return undefined;
       const plan = connectPlan({ ip, limits, exemptClient: exemptClient(this, conn), ipv6Prefix: m.ipv6_prefix, netV4: m.net_prefix_v4, netV6: m.net_prefix_v6 });
       const res = await this.shield.suite.store.admit(st.id, plan.leases, leaseTtl(this), plan.rates);
       if (!res.admitted && res.refused) {
+        await nodeSlot.release();
         const i = res.refused.kind === 'lease' ? res.refused.index : plan.leases.length + res.refused.index;
         const name = plan.names[i] as keyof Limits;
         const limit = limits[name];
@@ -205,10 +210,15 @@ export function register(this: LimitPlugin): void {
             : `Connection rate limit exceeded for ${who} (${rateText(limit as Rate)}, ${name}); please try again in ${Math.ceil(res.retryAfterMs / 1000)} s`;
         return refuse(this, conn, name, reply(421, '4.7.0', text, true));
       }
-      st.keys = plan.leases.map((l) => l.key);
-      st.counted = true;
-      this.nodeOpen++;
-      if (st.keys.length) this.held.set(st.id, st.keys);
+      const keys = plan.leases.map((l) => l.key);
+      if (keys.length === 0) return undefined;
+      // the leases are the session's too; granted after the client hung up, they go back at once
+      const store = this.shield.suite.store;
+      const lease = session.hold(async () => {
+        this.held.delete(st.id);
+        await store.leaseReleaseMany(keys, st.id);
+      });
+      if (lease) this.held.set(st.id, keys);
       return undefined;
     },
     // a fault here (the store falls back to memory by itself) must not refuse mail
@@ -216,21 +226,10 @@ export function register(this: LimitPlugin): void {
   );
   this.register_hook('connect', 'limit_connect', -85);
 
-  this.limit_disconnect = this.shield.hook('disconnect', async (conn) => {
-    const st = states.get(conn);
-    if (!st?.counted) return undefined;
-    st.counted = false;
-    this.nodeOpen--;
-    this.held.delete(st.id);
-    if (st.keys.length) await this.shield.suite.store.leaseReleaseMany(st.keys, st.id);
-    return undefined;
-  });
-  this.register_hook('disconnect', 'limit_disconnect');
-
   const txRates = async (conn: HarakaConnection, kind: 'msg' | 'rcpt', sender: HarakaAddress | null | undefined): Promise<Reply | undefined> => {
-    const st = states.get(conn);
+    const st = this.shield.session(conn).peek<ConnState>(STATE);
     if (!st) return undefined;
-    const user = authUser(conn);
+    const user = authUser(this, conn);
     const { rates, names } = transactionRates(kind, {
       limits: st.limits,
       clientSubject: st.subject,
@@ -260,10 +259,11 @@ export function register(this: LimitPlugin): void {
     async (conn) => {
       const errors = await errorsCheck(this, conn);
       if (errors) return errors;
-      const st = states.get(conn);
+      const session = this.shield.session(conn);
+      const st = session.peek<ConnState>(STATE);
       const txn = conn.transaction;
       if (st && txn) {
-        const privileged = conn.relaying || authUser(conn) !== null || shieldNotes(conn).relayClient;
+        const privileged = conn.relaying || session.authUser !== null || session.relayClient;
         const max = privileged ? st.limits.max_rcpts_relay : st.limits.max_rcpts;
         // Haraka adds the recipient to rcpt_to before the rcpt hooks run
         if (max > 0 && txn.rcpt_to.length > max) {
@@ -282,7 +282,7 @@ export function register(this: LimitPlugin): void {
   this.limit_unrecognized = this.shield.hook(
     'unrecognized_command',
     (conn) => {
-      const st = states.get(conn);
+      const st = this.shield.session(conn).peek<ConnState>(STATE);
       if (!st) return undefined;
       st.unrecognized++;
       const max = st.limits.max_unrecognized;

@@ -7,11 +7,11 @@
  * only known by then (AUTH), from the first HELO of the connection: a second HELO changes nothing.
  */
 import { f, ConfigHandle } from './shield/core/config';
-import type { HarakaConnection, HarakaPlugin } from './shield/core/haraka';
+import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname, parseIp, type ParsedIp } from './shield/core/net';
 import { parseLines } from './shield/core/lists';
-import { ACTIONS, exemption, reply, type Action, type Reply } from './shield/core/policy';
-import { shieldNotes, type Evidence } from './shield/core/results';
+import { ACTIONS, reply, type Action, type Reply } from './shield/core/policy';
+import type { Evidence } from './shield/core/results';
 import { setupShield, type Shield } from './shield/core/suite';
 import {
   DEFAULT_GENERIC_PATTERNS,
@@ -88,6 +88,7 @@ interface Rdns {
   readonly fc: FcrdnsResult;
 }
 
+/** what this plugin keeps in the Session */
 interface RdnsState {
   readonly ip: ParsedIp;
   /** the PTR and forward lookups, started at connect; never rejects */
@@ -104,12 +105,10 @@ interface RdnsPlugin extends HarakaPlugin {
   ourNames: Set<string>;
 }
 
-/** per-connection state, keyed by the connection (a PROXY header re-runs connect with a new address) */
-const states = new WeakMap<HarakaConnection, RdnsState>();
+const STATE = 'rdns';
 
-function stateOf(conn: HarakaConnection): RdnsState | null {
-  const st = states.get(conn);
-  return st && st.ip.text === parseIp(conn.remote.ip)?.text ? st : null;
+function stateOf(plugin: RdnsPlugin, conn: HarakaConnection): RdnsState | null {
+  return plugin.shield.session(conn).peek<RdnsState>(STATE) ?? null;
 }
 
 /** local domains of shield.relay (its ini and its domains file), read the way shield.relay reads them */
@@ -132,10 +131,10 @@ function rebuild(plugin: RdnsPlugin): void {
 }
 
 function ptrOf(plugin: RdnsPlugin, conn: HarakaConnection): Promise<PtrResult> {
-  const n = shieldNotes(conn).ptr;
-  if (n) return Promise.resolve(n);
+  const s = plugin.shield.session(conn);
+  if (s.ptr) return Promise.resolve(s.ptr);
   // another plugin answered lookup_rdns: ask ourselves
-  return plugin.shield.suite.resolver.reverse(conn.remote.ip).then(
+  return plugin.shield.suite.resolver.reverse(s.identity.ipText).then(
     (a) => ({ status: a.status, names: a.records }),
     () => ({ status: 'error' as const, names: [] }),
   );
@@ -143,8 +142,9 @@ function ptrOf(plugin: RdnsPlugin, conn: HarakaConnection): Promise<PtrResult> {
 
 /** exemptions known at connect: no lookups for these clients */
 function earlyExemption(plugin: RdnsPlugin, conn: HarakaConnection): string | null {
-  if (plugin.cfg.current.main.exempt_ports.includes(String(conn.local.port))) return 'submission_port';
-  return exemption(conn, { relayClients: true, authenticated: true, allowlisted: true, privateIps: plugin.cfg.current.main.exempt_private });
+  const s = plugin.shield.session(conn);
+  if (plugin.cfg.current.main.exempt_ports.includes(String(s.identity.localPort))) return 'submission_port';
+  return s.exemption({ relayClients: true, authenticated: true, allowlisted: true, privateIps: plugin.cfg.current.main.exempt_private });
 }
 
 function replies(check: string, ev: Evidence, ip: string): { reject: Reply; defer: Reply } {
@@ -181,7 +181,8 @@ async function verdict(plugin: RdnsPlugin, conn: HarakaConnection, st: RdnsState
     if (name) evidence.push(genericEvidence(name, st.ip, plugin.patterns));
   }
   if (st.helo !== null) {
-    evidence.push(...heloStaticEvidence(st.helo, { ip: st.ip, ourNames: plugin.ourNames, ourIps: new Set([parseIp(conn.local.ip)?.text ?? '', ...m.our_ips]) }));
+    const local = plugin.shield.session(conn).identity.localIp;
+    evidence.push(...heloStaticEvidence(st.helo, { ip: st.ip, ourNames: plugin.ourNames, ourIps: new Set([parseIp(local)?.text ?? '', ...m.our_ips]) }));
     const hm = st.heloMatch ? await st.heloMatch : null;
     if (hm) evidence.push(hm);
   }
@@ -206,11 +207,10 @@ export function register(this: RdnsPlugin): void {
 
   // after shield.relay (-100) and shield.blocklist (-90): relay clients and allowlisted clients are known
   this.rdns_connect = this.shield.hook('connect', (conn) => {
-    const ip = parseIp(conn.remote.ip);
-    if (!ip) return undefined;
-    const st: RdnsState = { ip, rdns: null, helo: null, heloMatch: null, verdict: null };
-    states.set(conn, st);
-    if (earlyExemption(this, conn)) return undefined;
+    const session = this.shield.session(conn);
+    const ip = session.identity.ip;
+    const st = session.local<RdnsState>(STATE, () => ({ ip, rdns: null, helo: null, heloMatch: null, verdict: null }));
+    if (st.rdns || earlyExemption(this, conn)) return undefined;
     const max = this.cfg.current.main.max_ptr_names;
     const resolver = this.shield.suite.resolver;
     // started now, awaited at the verdict; never rejects
@@ -219,9 +219,8 @@ export function register(this: RdnsPlugin): void {
       .catch((): Rdns => ({ ptr: { status: 'error', names: [] }, fc: { iprev: 'temperror', confirmed: null, names: [], errors: [] } }));
     void st.rdns.then(({ fc }) => {
       // for other checks: SPF's ptr mechanism, shield.dnsbl's domain lists, Authentication-Results
-      const n = shieldNotes(conn);
-      n.iprev = { result: fc.iprev, ip: ip.text, name: fc.confirmed ?? fc.names[0] ?? null };
-      n.fcrdns = fc.confirmed;
+      session.iprev = { result: fc.iprev, ip: ip.text, name: fc.confirmed ?? fc.names[0] ?? null };
+      session.fcrdns = fc.confirmed;
     });
     return undefined;
   });
@@ -229,13 +228,14 @@ export function register(this: RdnsPlugin): void {
 
   // the first HELO/EHLO is the one judged; its lookup starts now
   this.rdns_helo = this.shield.hook('helo', (conn, helo: string) => {
-    const st = stateOf(conn);
+    const st = stateOf(this, conn);
     if (!st || st.helo !== null) return undefined;
     st.helo = String(helo ?? '');
     if (st.rdns) {
       const resolver = this.shield.suite.resolver;
       const h = st.helo;
-      st.heloMatch = st.rdns.then((r) => heloMatchEvidence(h, st.ip, r.fc.confirmed, resolver)).catch(() => null);
+      // a PTR or forward lookup that failed leaves the match undecidable, never a mismatch
+      st.heloMatch = st.rdns.then((r) => heloMatchEvidence(h, st.ip, r.fc.confirmed, resolver, r.fc.iprev === 'temperror')).catch(() => null);
     }
     return undefined;
   });
@@ -245,10 +245,12 @@ export function register(this: RdnsPlugin): void {
   const enforce = (stage: 'mail' | 'rcpt') =>
     this.shield.hook(
       stage,
-      async (conn) => {
+      async (conn, [address]: [HarakaAddress, unknown]) => {
         if (this.cfg.current.main.enforce_at !== stage) return undefined;
-        const st = stateOf(conn);
+        const st = stateOf(this, conn);
         if (!st) return undefined;
+        // postmaster@ and abuse@ of our domains stay reachable for a client we would refuse
+        if (stage === 'rcpt' && this.shield.suite.exemptRecipient(address)) return undefined;
         if (!st.verdict) {
           const why = earlyExemption(this, conn);
           if (why) {

@@ -7,13 +7,12 @@
  */
 import { errorMessage } from './shield/core/errors';
 import { f, ConfigHandle, type SchemaOf } from './shield/core/config';
-import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
+import type { HarakaAddress, HarakaPlugin } from './shield/core/haraka';
 import { parseLines } from './shield/core/lists';
 import { IpSet, cidrItem } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
-import { shieldNotes } from './shield/core/results';
 import { setupShield, type Shield } from './shield/core/suite';
-import { checkRelay, normalizeDomain, type RelayEvidence, type RelayPolicy } from './shield/checks/relay';
+import { checkRelay, isLocalDomain, normalizeDomain, type RelayEvidence, type RelayPolicy } from './shield/checks/relay';
 
 export const SCHEMA = {
   main: {
@@ -86,24 +85,24 @@ function refusal(ev: RelayEvidence, ip: string, deferUnauth: boolean): Reply {
   }
 }
 
-function authUser(conn: HarakaConnection): string | null {
-  const u = conn.notes.auth_user;
-  return typeof u === 'string' && u ? u : null;
-}
-
 export function register(this: RelayPlugin): void {
   this.shield = setupShield(this, 'relay');
   this.cfg = new ConfigHandle(this, 'shield.relay.ini', SCHEMA);
   this.policy = buildPolicy(this, this.cfg.current);
   this.cfg.onChange(() => rebuild(this));
+  // published for the suite: which recipients are ours (postmaster@ exemptions of every check)
+  this.shield.suite.localDomain = (domain) => {
+    const d = normalizeDomain(domain);
+    return d !== null && isLocalDomain(d, this.policy);
+  };
 
-  // a relay client is decided by its address; the PROXY protocol re-runs connect with the real one
+  // a relay client is decided by the session's pinned address, never by a later announcement
   this.relay_connect = this.shield.hook('connect', (conn) => {
-    const n = shieldNotes(conn);
-    n.relayClient = this.policy.networks.has(conn.remote.ip);
-    if (n.relayClient) {
+    const s = this.shield.session(conn);
+    s.relayClient = this.policy.networks.has(s.identity.ipText);
+    if (s.relayClient) {
       conn.relaying = true;
-      this.shield.record(conn, { check: 'relay', outcome: 'pass', reason: 'relay_network', data: { ip: conn.remote.ip } });
+      this.shield.record(conn, { check: 'relay', outcome: 'pass', reason: 'relay_network', data: { ip: s.identity.ipText } });
     }
   });
   this.register_hook('connect', 'relay_connect', -100);
@@ -111,10 +110,11 @@ export function register(this: RelayPlugin): void {
   this.relay_rcpt = this.shield.hook(
     'rcpt',
     (conn, [rcpt]: RcptParams) => {
-      const ev = checkRelay({ clientIp: conn.remote.ip, authUser: authUser(conn), rcpt }, this.policy);
+      const s = this.shield.session(conn);
+      const ev = checkRelay({ clientIp: s.identity.ipText, authUser: s.authUser, rcpt }, this.policy);
       this.shield.record(conn, ev);
       if (ev.outcome === 'pass') return undefined;
-      return refusal(ev, conn.remote.ip, this.cfg.current.main.defer_unauth);
+      return refusal(ev, s.identity.ipText, this.cfg.current.main.defer_unauth);
     },
     // a fault while deciding must not turn into an accept: ask the sender to retry
     () => reply(451, '4.3.0', 'Temporary failure checking the recipient; please try again later'),
@@ -123,7 +123,8 @@ export function register(this: RelayPlugin): void {
 
   this.relay_accept = this.shield.hook('rcpt', (conn, [rcpt]: RcptParams) => {
     if (!this.cfg.current.main.accept_local) return undefined;
-    const ev = checkRelay({ clientIp: conn.remote.ip, authUser: authUser(conn), rcpt }, this.policy);
+    const s = this.shield.session(conn);
+    const ev = checkRelay({ clientIp: s.identity.ipText, authUser: s.authUser, rcpt }, this.policy);
     return ev.outcome === 'pass' ? 'ok' : undefined;
   });
   this.register_hook('rcpt', 'relay_accept', 100);

@@ -6,6 +6,7 @@
 import { DnsFixture, type ZoneEntry } from './dns-server';
 import { startHaraka, uniquePrefix, type HarakaOptions, type HarakaProcess } from './haraka';
 import { PrivateRedis } from './redis-server';
+import { SlowProxy } from './slow-proxy';
 
 export interface EnvOptions extends Omit<HarakaOptions, 'dns' | 'redisPort'> {
   /** DNS fixture zones (default: none, so every name is NXDOMAIN at once) */
@@ -16,6 +17,8 @@ export interface EnvOptions extends Omit<HarakaOptions, 'dns' | 'redisPort'> {
   privateRedis?: boolean;
   /** memory store instead of Redis */
   memory?: boolean;
+  /** Haraka reaches Redis through a SlowProxy (env.slowRedis) whose delay the test sets */
+  slowRedis?: boolean;
   /**
    * wait until each node uses Redis before the tests (default: whenever Redis is used, so that no
    * test runs on the memory store by accident while the connection is still being made)
@@ -29,17 +32,23 @@ export interface Env {
   nodes: HarakaProcess[];
   dns: DnsFixture;
   redis: PrivateRedis | null;
+  /** the delaying relay between Haraka and Redis (slowRedis) */
+  slowRedis: SlowProxy | null;
+  /** the store key prefix every node uses */
+  prefix: string;
 }
 
 export function useHaraka(opts: EnvOptions): Env {
-  const env = { nodes: [] as HarakaProcess[], redis: null as PrivateRedis | null } as Env;
+  const env = { nodes: [] as HarakaProcess[], redis: null as PrivateRedis | null, slowRedis: null as SlowProxy | null } as Env;
   before(async function () {
     this.timeout(30000);
-    const { zones, nodes = 1, privateRedis, memory, waitForRedis = !memory, ...haraka } = opts;
+    const { zones, nodes = 1, privateRedis, memory, slowRedis, waitForRedis = !memory, ...haraka } = opts;
     env.dns = await DnsFixture.start(zones ?? {});
     if (privateRedis) env.redis = await PrivateRedis.start();
     const prefix = haraka.prefix ?? uniquePrefix();
-    const redisPort = memory ? null : (env.redis?.port ?? 6379);
+    env.prefix = prefix;
+    if (slowRedis) env.slowRedis = await SlowProxy.start(env.redis?.port ?? 6379);
+    const redisPort = memory ? null : (env.slowRedis?.port ?? env.redis?.port ?? 6379);
     env.nodes = await Promise.all(Array.from({ length: nodes }, () => startHaraka({ ...haraka, prefix, dns: env.dns.address, redisPort })));
     env.haraka = env.nodes[0] as HarakaProcess;
     if (waitForRedis) await Promise.all(env.nodes.map((n) => n.waitFor(/shared store: using Redis/)));
@@ -47,6 +56,7 @@ export function useHaraka(opts: EnvOptions): Env {
   after(async function () {
     this.timeout(30000);
     await Promise.all(env.nodes.map((n) => n.stop()));
+    await env.slowRedis?.close();
     await env.redis?.stop();
     await env.dns?.close();
   });

@@ -25,6 +25,8 @@ export interface HarakaOptions {
   redisPort?: number | null;
   /** key prefix in Redis (default: unique per process) */
   prefix?: string;
+  /** more shield.ini keys, by section (merged into the generated dns and store sections) */
+  suite?: Record<string, Record<string, string>>;
   /** allow the PROXY protocol from 127.0.0.0/8 (default true) */
   proxy?: boolean;
   /** listen port (default: a free one) */
@@ -106,10 +108,13 @@ function writeInstance(dir: string, port: number, opts: HarakaOptions): void {
 
   fs.writeFileSync(path.join(cfg, 'plugins'), `${opts.plugins.join('\n')}\n`);
   const store = opts.redisPort === null ? 'memory' : 'redis';
-  fs.writeFileSync(
-    path.join(cfg, 'shield.ini'),
-    `[dns]\nnameservers = ${opts.dns ?? '127.0.0.1:9'}\ntimeout = 500ms\ntries = 2\n\n[store]\nbackend = ${store}\nprefix = ${opts.prefix ?? uniquePrefix()}\n`,
-  );
+  const suite: Record<string, Record<string, string>> = {
+    dns: { nameservers: opts.dns ?? '127.0.0.1:9', timeout: '500ms', tries: '2' },
+    store: { backend: store, prefix: opts.prefix ?? uniquePrefix() },
+  };
+  for (const [section, keys] of Object.entries(opts.suite ?? {})) suite[section] = { ...suite[section], ...keys };
+  const ini = Object.entries(suite).map(([section, keys]) => `[${section}]\n${Object.entries(keys).map(([k, v]) => `${k} = ${v}\n`).join('')}`);
+  fs.writeFileSync(path.join(cfg, 'shield.ini'), ini.join('\n'));
   fs.writeFileSync(path.join(cfg, 'redis.ini'), `[server]\nhost = 127.0.0.1\nport = ${opts.redisPort ?? 6379}\n`);
   // no local domains unless a test says so (the repo's own file lists example.com)
   fs.writeFileSync(path.join(cfg, 'shield.relay.domains'), '');

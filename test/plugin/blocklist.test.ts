@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import constants from 'haraka-constants';
+import type { HarakaConnection } from '../../plugins/shield/core/haraka';
+import { sessionOf } from '../../plugins/shield/core/session';
 import { getSuite, resetSuite } from '../../plugins/shield/core/suite';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -38,7 +40,7 @@ describe('shield.blocklist plugin (haraka-test-fixtures)', () => {
     await resetSuite();
   });
 
-  const connect = async (ip: string): Promise<{ r: HookResult; conn: { notes: Record<string, { allowlisted?: boolean }> } }> => {
+  const connect = async (ip: string): Promise<{ r: HookResult; conn: HarakaConnection }> => {
     const conn = fixtures.helpers.makeConnection({ ip, silent: true });
     const r = (await fixtures.hooks.callConnect(plugin, conn, 'blocklist_connect')) as HookResult;
     return { r, conn };
@@ -57,11 +59,11 @@ describe('shield.blocklist plugin (haraka-test-fixtures)', () => {
     assert.match(text(r), /^5\.7\.1 Connection refused: your address 203\.0\.113\.5 is on this server's local blocklist$/);
   });
 
-  it('marks an allowlisted client in the suite note (and does not make it a relay client)', async () => {
+  it('marks an allowlisted client in the Session (and does not make it a relay client)', async () => {
     const { r, conn } = await connect('203.0.113.10');
     assert.equal(r.rc, undefined);
-    assert.equal(conn.notes.shield?.allowlisted, true);
-    assert.equal((conn as unknown as { relaying: boolean }).relaying, false);
+    assert.equal(sessionOf(conn).allowlisted, true);
+    assert.equal(conn.relaying, false);
   });
 
   it('blockTemporarily from another plugin applies on this node at once', async () => {

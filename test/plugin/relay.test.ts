@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import constants from 'haraka-constants';
+import { sessionOf } from '../../plugins/shield/core/session';
 import { resetSuite } from '../../plugins/shield/core/suite';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -60,7 +61,7 @@ describe('shield.relay plugin (haraka-test-fixtures)', () => {
     const conn = fixtures.helpers.makeConnection({ ip: '192.0.2.1', silent: true });
     await fixtures.hooks.callConnect(plugin, conn, 'relay_connect');
     assert.equal(conn.relaying, true);
-    assert.equal(conn.notes.shield.relayClient, true);
+    assert.equal(sessionOf(conn).relayClient, true);
     const other = fixtures.helpers.makeConnection({ ip: '203.0.113.1', silent: true });
     await fixtures.hooks.callConnect(plugin, other, 'relay_connect');
     assert.equal(other.relaying, false);

@@ -5,7 +5,7 @@ import { ShieldError } from '../../plugins/shield/core/errors';
 import type { HarakaConnection } from '../../plugins/shield/core/haraka';
 import { wrapHook, type HookContext } from '../../plugins/shield/core/hook';
 import { reply } from '../../plugins/shield/core/policy';
-import { shieldNotes } from '../../plugins/shield/core/results';
+import { sessionOf } from '../../plugins/shield/core/session';
 
 function fakeConn(): HarakaConnection {
   const results: unknown[] = [];
@@ -25,6 +25,8 @@ function fakeConn(): HarakaConnection {
     lognotice: noop,
     logwarn: noop,
     logerror: noop,
+    respond: noop,
+    disconnect: noop,
   } as HarakaConnection;
 }
 
@@ -74,7 +76,7 @@ describe('hook wrapper', () => {
       const { calls, conn } = await call(wrapHook(ctx(1000), 'rcpt', body));
       assert.equal(calls.length, 1);
       assert.equal(calls[0]?.[0], constants.denysoft);
-      const ev = shieldNotes(conn).evidence[0];
+      const ev = sessionOf(conn).evidence[0];
       assert.equal(ev?.outcome, 'err');
       assert.match(ev?.reason ?? '', /^(internal|dns_timeout)$/);
     }
@@ -89,7 +91,7 @@ describe('hook wrapper', () => {
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(calls.length, 1);
     assert.equal(calls[0]?.[0], undefined, 'timeout -> onError -> CONT, not the late 550');
-    assert.equal(shieldNotes(conn).evidence[0]?.reason, 'hook_timeout');
+    assert.equal(sessionOf(conn).evidence[0]?.reason, 'hook_timeout');
   });
 
   it('an onError that throws still calls next() once', async () => {

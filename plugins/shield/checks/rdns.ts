@@ -8,8 +8,10 @@
  *   helo.literal        an address literal is the client's own address
  *   helo.impersonation  the HELO is not our name, one of our domains or one of our addresses
  *   helo.match          the HELO resolves to the client, or shares the registered domain of its
- *                       confirmed rDNS name
- * DNS faults are `err` outcomes (never a fail); the caller's policy defers or skips them.
+ *                       confirmed rDNS name; err when either answer is missing (the HELO's own
+ *                       lookup failed, or the rDNS it could have matched is unknown)
+ * DNS faults are `err` outcomes (never a fail), and so is evidence that needs an answer that did
+ * not come; the caller's policy defers or skips them.
  */
 import { parse as parseDomain } from 'tldts';
 import { errorMessage } from '../core/errors';
@@ -160,9 +162,10 @@ export function heloStaticEvidence(helo: string, ctx: HeloContext): Evidence[] {
 /**
  * helo.match: the HELO name resolves to the client, or shares the registered domain of the
  * confirmed rDNS name (public-suffix aware: mx1.example.co.uk and out.example.co.uk match,
- * a.github.io and b.github.io do not share anything but the suffix).
+ * a.github.io and b.github.io do not share anything but the suffix). `rdnsUnknown`: the client's
+ * rDNS could not be looked up, so a HELO that does not resolve to it is `err`, not a mismatch.
  */
-export async function heloMatchEvidence(helo: string, ip: ParsedIp, confirmedRdns: string | null, deps: RdnsDeps): Promise<Evidence | null> {
+export async function heloMatchEvidence(helo: string, ip: ParsedIp, confirmedRdns: string | null, deps: RdnsDeps, rdnsUnknown = false): Promise<Evidence | null> {
   const f = heloForm(helo);
   if (f.kind !== 'name') return null;
   const data = { helo, rdns: confirmedRdns };
@@ -176,5 +179,7 @@ export async function heloMatchEvidence(helo: string, ip: ParsedIp, confirmedRdn
   } catch {
     return { check: 'helo.match', outcome: 'err', reason: 'dns_error', data };
   }
+  // the rDNS name that could have matched is unknown (its lookup failed): not a mismatch
+  if (rdnsUnknown) return { check: 'helo.match', outcome: 'err', reason: 'rdns_unknown', data };
   return { check: 'helo.match', outcome: 'fail', reason: 'mismatch', data };
 }

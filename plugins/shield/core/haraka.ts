@@ -41,6 +41,9 @@ export interface HarakaConnection {
   results: HarakaResults;
   transaction: HarakaTransaction | null;
   relaying: boolean;
+  /** send a reply now (a DSN object carries its own code) */
+  respond(code: number, msg: unknown, cb?: () => void): void;
+  disconnect(): void;
   logdebug(plugin: unknown, ...msg: unknown[]): void;
   loginfo(plugin: unknown, ...msg: unknown[]): void;
   lognotice(plugin: unknown, ...msg: unknown[]): void;

@@ -6,7 +6,7 @@
 import DSN from 'haraka-dsn';
 import type { HarakaConnection } from './haraka';
 import type { Evidence } from './results';
-import { shieldNotes } from './results';
+import { sessionOf, type ExemptOptions } from './session';
 
 export type Action = 'reject' | 'defer' | 'tag' | 'ignore';
 export const ACTIONS: readonly Action[] = ['reject', 'defer', 'tag', 'ignore'];
@@ -65,23 +65,13 @@ export function decide(ev: Evidence, actions: OutcomeActions, mode: Mode, replie
   return { action: effective, reply: mode === 'enforce' ? r : null, wouldSend: r };
 }
 
-export interface ExemptOptions {
-  relayClients?: boolean;
-  authenticated?: boolean;
-  allowlisted?: boolean;
-  privateIps?: boolean;
-}
+export type { ExemptOptions };
 
 /**
  * Whether the client is exempt from a check, and why: "relay_client", "authenticated",
- * "allowlisted" or "private_ip". Returns null when the check applies. The caller records
- * `skip:<reason>` so the log shows why a check did not run.
+ * "allowlisted" or "private_ip" (the Session decides). Returns null when the check applies. The
+ * caller records `skip:<reason>` so the log shows why a check did not run.
  */
 export function exemption(conn: HarakaConnection, opts: ExemptOptions): string | null {
-  const n = shieldNotes(conn);
-  if (opts.relayClients !== false && n.relayClient) return 'relay_client';
-  if (opts.authenticated !== false && conn.notes.auth_user) return 'authenticated';
-  if (opts.allowlisted !== false && n.allowlisted) return 'allowlisted';
-  if (opts.privateIps !== false && conn.remote.is_private) return 'private_ip';
-  return null;
+  return sessionOf(conn).exemption(opts);
 }

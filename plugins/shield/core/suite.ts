@@ -9,13 +9,19 @@ import type { ShieldError } from './errors';
 import type { HarakaConnection, HarakaPlugin, Next } from './haraka';
 import { wrapHook, type HookOutcome } from './hook';
 import { SharedLists } from './lists';
-import { decide, type Decision, type Mode, type OutcomeActions, type Reply } from './policy';
-import { record, shieldNotes, summarize, type Evidence } from './results';
+import { decide, reply, toDsn, type Decision, type Mode, type OutcomeActions, type Reply } from './policy';
+import { record, summarize, type Evidence } from './results';
+import { existingSession, isExemptRecipient, openSession, sessionOf, type Session } from './session';
+import type { HarakaAddress } from './haraka';
 import { ResilientStore, redisEndpointFromIni } from './shared-store';
 
 export const SUITE_SCHEMA = {
   main: {
     mode: f.oneOf(['enforce', 'dryrun'] as const, 'enforce', 'enforce: send the replies policy asks for; dryrun: only log them (access control in shield.relay always enforces)'),
+    exempt_rcpts: f.list(['postmaster', 'abuse'], 'local parts at our domains (shield.relay\'s) that every reputation check lets a refused client reach (RFC 5321 4.5.1, RFC 2142); empty = none', (s) => {
+      if (!/^[^\s@]+$/.test(s)) throw new Error(`"${s}" is not a local part`);
+      return s.toLowerCase();
+    }),
   },
   dns: {
     nameservers: f.list([], 'nameservers the suite queries, "ip", "ip:port" or "[ipv6]:port"; empty = the system resolver (/etc/resolv.conf). Use a local caching resolver.', (s) => {
@@ -45,6 +51,8 @@ export class Suite {
   readonly store: ResilientStore;
   /** the store-held block and allow entries (blockTemporarily for every plugin) */
   readonly lists: SharedLists;
+  /** is this one of our domains? published by shield.relay; null while it is not loaded */
+  localDomain: ((domain: string) => boolean) | null = null;
   private resolverInstance: Resolver | null = null;
   private started = false;
   private rdnsOwner: string | null = null;
@@ -95,6 +103,15 @@ export class Suite {
     this.store.connect(redisEndpointFromIni(ini));
   }
 
+  /**
+   * May a client that reputation checks refuse still write to this recipient? postmaster@ and
+   * abuse@ (shield.ini exempt_rcpts) of our domains; of any domain while shield.relay is not loaded.
+   */
+  exemptRecipient(rcpt: HarakaAddress | null | undefined): boolean {
+    const local = this.localDomain;
+    return isExemptRecipient(rcpt, this.config.current.main.exempt_rcpts, (d) => (local ? local(d) : true));
+  }
+
   /** this plugin answers lookup_rdns for the suite if no other shield plugin does yet */
   claimRdns(pluginName: string): boolean {
     if (this.rdnsOwner && this.rdnsOwner !== pluginName) return false;
@@ -102,6 +119,9 @@ export class Suite {
     return true;
   }
 }
+
+/** what the suite's own log lines (summary, session) are logged under: "[shield]" */
+const SUITE_LOG = { name: 'shield' };
 
 let suite: Suite | null = null;
 
@@ -120,6 +140,8 @@ export async function resetSuite(): Promise<void> {
 export interface Shield {
   readonly suite: Suite;
   readonly check: string;
+  /** the connection's Session */
+  session(conn: HarakaConnection): Session;
   record(conn: HarakaConnection, ev: Evidence): void;
   /** decide with the suite's mode, record the decision and log what dry run holds back */
   decide(conn: HarakaConnection, ev: Evidence, actions: OutcomeActions, replies: { reject: Reply; defer: Reply }): Decision;
@@ -144,11 +166,12 @@ export function setupShield(plugin: HarakaPlugin, check: string): Shield {
   const shield: Shield = {
     suite: s,
     check,
+    session: sessionOf,
     record: (conn, ev) => record(plugin, conn, ev),
     decide(conn, ev, actions, replies) {
       const d = decide(ev, actions, s.mode, replies);
       if (d.wouldSend && !d.reply) conn.lognotice(plugin, `dryrun: would answer ${d.wouldSend.code} ${d.wouldSend.status} ${d.wouldSend.text}`);
-      if (d.action === 'tag') shieldNotes(conn).tags.push(`${ev.check}:${ev.reason}`);
+      if (d.action === 'tag') sessionOf(conn).tags.push(`${ev.check}:${ev.reason}`);
       return d;
     },
     hook(name, body, onError) {
@@ -172,27 +195,51 @@ export function setupShield(plugin: HarakaPlugin, check: string): Shield {
   plugin.register_hook('init_master', 'shield_init');
   plugin.register_hook('init_child', 'shield_init');
 
-  plugin.shield_summary = shield.hook('disconnect', (conn) => {
-    const n = shieldNotes(conn);
-    if (!n.summaryLogged && n.evidence.length) {
-      n.summaryLogged = true;
-      conn.loginfo(plugin, summarize(conn));
+  // the Session opens before any other hook of the connection (every shield plugin registers this;
+  // the first one opens it, the others see the same announcement); a second announcement of the
+  // client (another PROXY line, a connect re-run) closes the connection
+  plugin.shield_session_open = (next: Next, conn: HarakaConnection) => {
+    try {
+      const { session, reannounced } = openSession(conn);
+      if (reannounced && !session.closed) {
+        record(SUITE_LOG, conn, { check: 'session', outcome: 'fail', reason: 'identity_reannounced', data: { announced: conn.remote.ip } });
+        conn.lognotice(SUITE_LOG, `client ${session.identity.ipText} announced itself again as ${conn.remote.ip}: 421, closing`);
+        void session.close();
+        const r = reply(421, '4.7.0', 'The client address may be announced once per connection; closing the connection');
+        conn.respond(r.code, toDsn(r), () => conn.disconnect());
+      }
+    } catch (err) {
+      plugin.logerror(`session: ${String(err)}`);
     }
-  });
-  plugin.register_hook('disconnect', 'shield_summary');
+    next();
+  };
+  plugin.register_hook('connect_init', 'shield_session_open', -1000);
+
+  // the Session closes when the connection does: what it holds is released, the summary logged once
+  plugin.shield_session_close = (next: Next, conn: HarakaConnection) => {
+    const session = existingSession(conn);
+    if (!session || session.summaryLogged) return next();
+    session.summaryLogged = true;
+    if (session.evidence.length) conn.loginfo(SUITE_LOG, summarize(conn));
+    session.close((err) => plugin.logerror(`session close: ${String(err)}`)).then(
+      () => next(),
+      () => next(),
+    );
+  };
+  plugin.register_hook('disconnect', 'shield_session_close', -1000);
 
   if (s.claimRdns(plugin.name)) {
     plugin.shield_lookup_rdns = shield.hook(
       'lookup_rdns',
       async (conn): Promise<HookOutcome> => {
-        const n = shieldNotes(conn);
+        const n = sessionOf(conn);
         // loopback needs no DNS (and a dev box may have none): answer at once
-        if (conn.remote.is_local) {
+        if (n.identity.isLocal) {
           n.ptr = { status: 'nodata', names: [] };
           return { ok: 'localhost' };
         }
         try {
-          const ans = await s.resolver.reverse(conn.remote.ip);
+          const ans = await s.resolver.reverse(n.identity.ipText);
           n.ptr = { status: ans.status, names: ans.records };
           // Haraka's own convention for remote.host when there is no name
           return { ok: ans.records[0] ?? 'NXDOMAIN' };
