@@ -36,7 +36,6 @@ const MAIN = {
   cache_max_ttl: f.duration(3600, 'longest time an answer stays in the shared cache', { min: 1 }),
   health_interval: f.duration(300, 'how often one node of the fleet probes every zone\'s test points (0 = never)', { min: 0 }),
   error_log_interval: f.duration(300, 'at most one log line per zone per this interval about its errors', { min: 1 }),
-  header: f.bool(true, 'add an X-Shield-DNSBL header naming the zones that list the client (tag-only zones too)'),
 };
 
 const ZONE = {
@@ -295,7 +294,11 @@ async function decideFor(plugin: DnsblPlugin, conn: HarakaConnection, pending: A
   const listed = s.score >= plugin.cfg.main.threshold && s.listings.length > 0;
   const ev = { check: 'dnsbl', outcome: listed ? ('fail' as const) : ('pass' as const), reason: listed ? 'listed' : s.listings.length || s.tags.length ? 'below_threshold' : 'clean', score: s.score, data: { zones: zonesText } };
   plugin.shield.record(conn, ev);
-  if (s.listings.length || s.tags.length) session.tags.push(`dnsbl:${zonesText.join(',')}`);
+  // every zone that listed something is a tag; its weight is its score in the suite's sum (a
+  // tag-only zone's is 0, an allow zone's negative); a sender domain's listing lasts its transaction
+  for (const l of [...s.listings, ...s.tags]) {
+    if (l.outcome.status === 'listed') session.tag(`dnsbl.${l.zone.name}`, l.zone.tagOnly ? 0 : l.outcome.weight, l.identity === 'mail_from' ? 'transaction' : 'connection');
+  }
   if (!listed) return null;
   const text = `Rejected: ${listingText(s.listings, session.identity.ipText)}`;
   const r = atConnect ? reply(554, '5.7.1', text, true) : reply(550, '5.7.1', text);
@@ -453,12 +456,4 @@ export function register(this: DnsblPlugin): void {
     return t.decided ?? undefined;
   });
   this.register_hook('rcpt', 'dnsbl_rcpt', -20);
-
-  this.dnsbl_data_post = this.shield.hook('data_post', (conn) => {
-    const txn = conn.transaction;
-    const tags = this.shield.session(conn).tags.filter((t) => t.startsWith('dnsbl:'));
-    if (txn && this.cfg.main.header && tags.length) txn.add_header('X-Shield-DNSBL', tags[tags.length - 1]?.slice(6) ?? '');
-    return undefined;
-  });
-  this.register_hook('data_post', 'dnsbl_data_post');
 }

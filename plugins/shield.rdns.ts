@@ -27,6 +27,7 @@ import {
 import { normalizeDomain } from './shield/checks/relay';
 
 const action = (def: Action, doc: string) => f.oneOf(ACTIONS, def, doc);
+const score = (def: number, what: string) => f.num(def, `score ${what} adds to the suite's sum when its action is tag (shield.ini [policy])`, { min: -100, max: 100 });
 
 export const SCHEMA = {
   main: {
@@ -67,6 +68,15 @@ export const SCHEMA = {
     helo_literal: action('tag', 'a HELO address literal that is not the client address (clients behind NAT do this)'),
     helo_impersonation: action('reject', 'the HELO is our own name, one of our domains or one of our addresses'),
     helo_mismatch: action('tag', 'the HELO neither resolves to the client nor shares the registered domain of its confirmed rDNS name'),
+  },
+  scores: {
+    no_ptr: score(3, 'a missing PTR'),
+    fcrdns: score(1, 'a PTR that does not resolve back'),
+    generic: score(1, 'a generic PTR name'),
+    helo_syntax: score(3, 'an invalid HELO'),
+    helo_literal: score(1, 'a literal of another address'),
+    helo_impersonation: score(5, 'a HELO that is ours'),
+    helo_mismatch: score(1, 'a HELO that does not match'),
   },
 } as const;
 
@@ -186,11 +196,16 @@ async function verdict(plugin: RdnsPlugin, conn: HarakaConnection, st: RdnsState
     const hm = st.heloMatch ? await st.heloMatch : null;
     if (hm) evidence.push(hm);
   }
-  for (const ev of evidence) plugin.shield.record(conn, ev);
+  // a failed check carries its score (what it adds to the suite's sum when its action is tag)
+  const scored = evidence.map((ev) => {
+    const key = CHECK_ACTIONS.find(([c]) => c === ev.check)?.[1];
+    return ev.outcome === 'fail' && key ? { ...ev, score: plugin.cfg.current.scores[key] } : ev;
+  });
+  for (const ev of scored) plugin.shield.record(conn, ev);
 
   let defer: Reply | null = null;
   for (const [check, key] of CHECK_ACTIONS) {
-    for (const ev of evidence.filter((e) => e.check === check)) {
+    for (const ev of scored.filter((e) => e.check === check)) {
       const d = plugin.shield.decide(conn, ev, { fail: plugin.cfg.current.actions[key], err: m.dns_error === 'defer' ? 'defer' : 'ignore' }, replies(check, ev, st.ip.text));
       if (d.reply && d.reply.code >= 500) return d.reply;
       if (d.reply && !defer) defer = d.reply;

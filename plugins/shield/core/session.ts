@@ -80,7 +80,10 @@ export class Session {
   fcrdns: string | null = null;
 
   readonly evidence: Evidence[] = [];
+  /** every tag of the connection, in the order first seen (for the summary line) */
   readonly tags: string[] = [];
+  /** soft findings of the connection: tag -> score */
+  private readonly connScores = new Map<string, number>();
   private readonly state = new Map<string, unknown>();
   private txnId: string = NO_TXN;
   private readonly txnState = new Map<string, unknown>();
@@ -129,6 +132,26 @@ export class Session {
     if (opts.allowlisted !== false && this.allowlisted) return 'allowlisted';
     if (opts.privateIps !== false && this.identity.isPrivate) return 'private_ip';
     return null;
+  }
+
+  /**
+   * A soft finding: a tag with the score it adds to the suite's sum (shield.ini [policy]). The same
+   * tag counts once; `transaction` scope ends with the transaction (a sender domain's listing).
+   */
+  tag(name: string, score = 0, scope: 'connection' | 'transaction' = 'connection'): void {
+    if (!this.tags.includes(name)) this.tags.push(name);
+    (scope === 'transaction' ? this.txn<Map<string, number>>('#tags', () => new Map()) : this.connScores).set(name, Number.isFinite(score) ? score : 0);
+  }
+
+  /** the soft findings that count now (the connection's and the current transaction's), highest score first */
+  findings(): Array<{ tag: string; score: number }> {
+    const all = new Map([...this.connScores, ...this.txn<Map<string, number>>('#tags', () => new Map())]);
+    return [...all].map(([tag, score]) => ({ tag, score })).sort((a, b) => b.score - a.score);
+  }
+
+  /** the suite's sum of soft findings now */
+  get score(): number {
+    return Math.round(this.findings().reduce((sum, f) => sum + f.score, 0) * 1000) / 1000;
   }
 
   /** a plugin's state for this connection, created by `init` on first use */

@@ -40,6 +40,11 @@ export const SUITE_SCHEMA = {
     prefix: f.str('shield:', 'prefix of every Redis key the suite writes', { pattern: /^[\w:.-]*$/ }),
     timeout: f.duration(0.25, 'longest wait for one Redis operation before using memory for it', { min: 0.005, max: 10 }),
   },
+  policy: {
+    reject_score: f.num(6, 'refuse (550 5.7.1, naming the findings that weighed most) once the scores of the soft findings add up to this; 0 = never. The default scores alone cannot reach 6', { min: 0 }),
+    defer_score: f.num(0, 'answer 4xx (the sender retries later) from this sum on, below reject_score; 0 = never', { min: 0 }),
+    tag_score: f.num(3, 'from this sum on the X-Shield header says tagged=yes (mail filters can file the message as suspect)', { min: 0 }),
+  },
   hooks: {
     budget: f.duration(10, 'longest time a shield hook may take; past it the hook answers as on error (keep below Haraka\'s plugin_timeout)', { min: 0.05, max: 600 }),
   },
@@ -55,7 +60,7 @@ export class Suite {
   localDomain: ((domain: string) => boolean) | null = null;
   private resolverInstance: Resolver | null = null;
   private started = false;
-  private rdnsOwner: string | null = null;
+  private readonly roles = new Map<string, string>();
 
   constructor(private readonly plugin: HarakaPlugin) {
     this.config = new ConfigHandle(plugin, 'shield.ini', SUITE_SCHEMA);
@@ -112,10 +117,11 @@ export class Suite {
     return isExemptRecipient(rcpt, this.config.current.main.exempt_rcpts, (d) => (local ? local(d) : true));
   }
 
-  /** this plugin answers lookup_rdns for the suite if no other shield plugin does yet */
-  claimRdns(pluginName: string): boolean {
-    if (this.rdnsOwner && this.rdnsOwner !== pluginName) return false;
-    this.rdnsOwner = pluginName;
+  /** this plugin takes a suite-wide role (lookup_rdns, the decision step) if no other shield plugin has */
+  claim(role: string, pluginName: string): boolean {
+    const owner = this.roles.get(role);
+    if (owner && owner !== pluginName) return false;
+    this.roles.set(role, pluginName);
     return true;
   }
 }
@@ -171,7 +177,7 @@ export function setupShield(plugin: HarakaPlugin, check: string): Shield {
     decide(conn, ev, actions, replies) {
       const d = decide(ev, actions, s.mode, replies);
       if (d.wouldSend && !d.reply) conn.lognotice(plugin, `dryrun: would answer ${d.wouldSend.code} ${d.wouldSend.status} ${d.wouldSend.text}`);
-      if (d.action === 'tag') sessionOf(conn).tags.push(`${ev.check}:${ev.reason}`);
+      if (d.action === 'tag') sessionOf(conn).tag(`${ev.check}:${ev.reason}`, ev.score ?? 0);
       return d;
     },
     hook(name, body, onError) {
@@ -228,7 +234,9 @@ export function setupShield(plugin: HarakaPlugin, check: string): Shield {
   };
   plugin.register_hook('disconnect', 'shield_session_close', -1000);
 
-  if (s.claimRdns(plugin.name)) {
+  if (s.claim('decision', plugin.name)) registerDecisionStep(plugin, s, shield);
+
+  if (s.claim('lookup_rdns', plugin.name)) {
     plugin.shield_lookup_rdns = shield.hook(
       'lookup_rdns',
       async (conn): Promise<HookOutcome> => {
@@ -253,4 +261,61 @@ export function setupShield(plugin: HarakaPlugin, check: string): Shield {
     plugin.register_hook('lookup_rdns', 'shield_lookup_rdns');
   }
   return shield;
+}
+
+/** "rdns.generic:embeds_address 2, helo.match:mismatch 1" — the findings that weighed most */
+function topFindings(session: Session, n = 3): string {
+  return session
+    .findings()
+    .filter((f) => f.score > 0)
+    .slice(0, n)
+    .map((f) => `${f.tag} ${f.score}`)
+    .join(', ');
+}
+
+/**
+ * The suite's decision step: at connect, MAIL, RCPT and end of DATA, the scores of the soft findings
+ * (tags) are added up and shield.ini [policy] applies: reject_score, defer_score; at end of DATA one
+ * X-Shield header sums them up. Hard actions (relay denial, a block entry, a limit) stay with the
+ * plugins and happen earlier; evidence that is `err` never has a score.
+ */
+function registerDecisionStep(plugin: HarakaPlugin, s: Suite, shield: Shield): void {
+  const verdict = (conn: HarakaConnection, stage: 'connect' | 'mail' | 'rcpt' | 'data'): Reply | null => {
+    const session = sessionOf(conn);
+    const p = s.config.current.policy;
+    const score = session.score;
+    const reject = p.reject_score > 0 && score >= p.reject_score;
+    const defer = !reject && p.defer_score > 0 && score >= p.defer_score;
+    if (!reject && !defer) return null;
+    const why = `your score ${score} reached ${reject ? p.reject_score : p.defer_score} (${topFindings(session)})`;
+    const r = reject
+      ? reply(stage === 'connect' ? 554 : 550, '5.7.1', `Rejected: ${why}`, stage === 'connect')
+      : reply(stage === 'connect' ? 421 : 451, '4.7.1', `Deferred: ${why}; please try again later`, stage === 'connect');
+    const ev: Evidence = { check: 'policy', outcome: 'fail', reason: reject ? 'reject_score' : 'defer_score', score };
+    const d = decide(ev, { fail: reject ? 'reject' : 'defer', err: 'ignore' }, s.mode, { reject: r, defer: r });
+    if (!session.evidence.some((e) => e.check === 'policy' && e.reason === ev.reason)) record(SUITE_LOG, conn, ev);
+    if (d.wouldSend && !d.reply) conn.lognotice(SUITE_LOG, `dryrun: would answer ${d.wouldSend.code} ${d.wouldSend.status} ${d.wouldSend.text}`);
+    return d.reply;
+  };
+
+  plugin.shield_decide_connect = shield.hook('connect', (conn) => verdict(conn, 'connect') ?? undefined);
+  plugin.register_hook('connect', 'shield_decide_connect', 90);
+  plugin.shield_decide_mail = shield.hook('mail', (conn) => verdict(conn, 'mail') ?? undefined);
+  plugin.register_hook('mail', 'shield_decide_mail', 90);
+  // before shield.relay's late accept (100); postmaster@ and abuse@ of our domains stay reachable
+  plugin.shield_decide_rcpt = shield.hook('rcpt', (conn, [rcpt]: [HarakaAddress]) => (s.exemptRecipient(rcpt) ? undefined : (verdict(conn, 'rcpt') ?? undefined)));
+  plugin.register_hook('rcpt', 'shield_decide_rcpt', 90);
+  plugin.shield_decide_data = shield.hook('data_post', (conn) => {
+    const session = sessionOf(conn);
+    const findings = session.findings();
+    if (conn.transaction && findings.length) {
+      const score = session.score;
+      const tagged = s.config.current.policy.tag_score > 0 && score >= s.config.current.policy.tag_score;
+      conn.transaction.add_header('X-Shield', `score=${score} tagged=${tagged ? 'yes' : 'no'} tags=${findings.map((f) => f.tag).join(',')}`);
+    }
+    // a message only for postmaster@ or abuse@ of our domains is never refused on its score
+    if (conn.transaction?.rcpt_to.every((r) => s.exemptRecipient(r))) return undefined;
+    return verdict(conn, 'data') ?? undefined;
+  });
+  plugin.register_hook('data_post', 'shield_decide_data', 90);
 }
