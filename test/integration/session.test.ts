@@ -186,3 +186,35 @@ describe('Session: evidence that needs an answer that did not come is err, never
     assert.equal(r.data?.code, 250);
   });
 });
+
+describe('Session: every DNS list lookup timing out never becomes a 5xx (integration)', function () {
+  this.timeout(40000);
+  const DROP = { drop: true } as const;
+  const env = useHaraka({
+    plugins: ['shield.relay', 'shield.dnsbl', 'queue/discard'],
+    zones: {
+      // the client's address on the IP zone, and its confirmed rDNS, HELO and sender domains on the domain zone
+      '7.83.18.198.slowip.example.net': DROP,
+      '7.83.18.198.in-addr.arpa': { PTR: ['mx7.example.net'] },
+      'mx7.example.net': { A: ['198.18.83.7'] },
+      'example.net.slowdom.example.net': DROP,
+      'example.org.slowdom.example.net': DROP,
+      'example.com.slowdom.example.net': DROP,
+    },
+    files: {
+      'shield.relay.ini': '[main]\ndomains = example.com\n',
+      'shield.dnsbl.ini': '[main]\nzones = slowip, slowdom\nthreshold = 0.5\nhealth_interval = 0\n\n[slowip]\nzone = slowip.example.net\n\n[slowdom]\ntype = domain\nzone = slowdom.example.net\n',
+    },
+  });
+
+  it('the IP zone, the rDNS name, the HELO and the sender domain all time out: 250, the errors recorded', async () => {
+    const r = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.83.7', helo: 'mx.example.org', from: 'a@example.com', rcpts: ['b@example.com'], message: MESSAGE });
+    assert.equal(r.rcpts[0]?.code, 250, r.rcpts[0]?.text);
+    assert.equal(r.data?.code, 250);
+    await env.haraka.waitFor(/shield summary ip=198\.18\.83\.7 .*dnsbl=err:zone_error.*dnsbl=pass:clean/);
+    // each of the four lookups was asked (and dropped)
+    for (const q of ['7.83.18.198.slowip.example.net', 'example.net.slowdom.example.net', 'example.org.slowdom.example.net', 'example.com.slowdom.example.net']) {
+      assert.ok(env.dns.countFor(q) > 0, `${q} was asked`);
+    }
+  });
+});
