@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { classify, describeListings, domainItem, healthVerdict, ipQueryLabel, parsePattern, queryName, score, type Zone, type ZoneResult } from '../../plugins/shield/checks/dnsbl';
 import { parseIp, type ParsedIp } from '../../plugins/shield/core/net';
-import { parseDnsblConfig } from '../../plugins/shield.dnsbl';
+import { parseDnsblConfig } from '../../plugins/shield/checks/dnsbl-config';
 
 const ip = (s: string) => parseIp(s) as ParsedIp;
 

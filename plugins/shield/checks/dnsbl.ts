@@ -178,6 +178,29 @@ export function describeListings(listings: readonly ZoneResult[]): string {
     .join('; ');
 }
 
+/** who is listed, as a reply names it: the IP itself, or which name of the client */
+export function identityText(r: ZoneResult, ip: string): string {
+  if (r.identity === 'ip') return ip;
+  if (r.identity === 'helo') return `the HELO name ${r.item}`;
+  if (r.identity === 'rdns') return `the host name ${r.item}`;
+  return `the sender domain ${r.item}`;
+}
+
+/** the refusal's text: "192.0.2.1 is listed by zen (sbl) https://...; the HELO name x.example is listed by dbl" */
+export function listingText(listings: readonly ZoneResult[], ip: string): string {
+  const byItem = new Map<string, ZoneResult[]>();
+  for (const l of listings.filter((x) => x.outcome.status === 'listed' && x.outcome.weight > 0)) {
+    const k = identityText(l, ip);
+    byItem.set(k, [...(byItem.get(k) ?? []), l]);
+  }
+  return [...byItem].map(([who, ls]) => `${who} is listed by ${describeListings(ls)}`).join('; ');
+}
+
+/** the zones that listed something, with their labels, for the evidence: ["zen(sbl,xbl)", "spamcop"] */
+export function listedZones(s: Score): string[] {
+  return [...s.listings, ...s.tags].map((l) => `${l.zone.name}${l.outcome.status === 'listed' && l.outcome.labels.length ? `(${l.outcome.labels.join(',')})` : ''}`);
+}
+
 /**
  * A zone's health from the answers for its test points (undefined: that point is not probed; null:
  * the query failed). A zone must not list the "never listed" point (a zone that does lists

@@ -1,0 +1,149 @@
+/**
+ * shield.dnsbl's lookups: which (zone, item) pairs to ask for a client, and asking them through the
+ * fleet's shared cache. Every dependency (resolver, store, log, settings) is passed in.
+ *
+ * One cache read for all the pairs of a stage, DNS in parallel for the misses, one cache write for
+ * the answers; cache keys hold the zone and the item, never a DQS key. A DNS fault or an error code
+ * is a zone error: logged at most once per zone per `error_log_interval` and counted per zone per
+ * day in the store (`dnsbl:errors:<zone>`), never read as a listing.
+ */
+import { errorMessage } from '../core/errors';
+import type { ParsedIp } from '../core/net';
+import type { Store } from '../core/store';
+import { classify, domainItem, ipQueryLabel, queryName, type Zone, type ZoneResult } from './dnsbl';
+
+export interface Lookup {
+  readonly zone: Zone;
+  /** what is asked about, as shown: the IP or the domain */
+  readonly item: string;
+  /** the query label: reversed IPv4 octets or IPv6 nibbles, or the domain */
+  readonly label: string;
+  readonly identity: ZoneResult['identity'];
+}
+
+/** the address zones (ip, allow) that take this client's family */
+export function ipLookups(zones: readonly Zone[], ip: ParsedIp): Lookup[] {
+  const label = ipQueryLabel(ip);
+  return zones.filter((z) => z.type !== 'domain' && (ip.family === 4 ? z.ipv4 : z.ipv6)).map((zone) => ({ zone, item: ip.text, label, identity: 'ip' as const }));
+}
+
+/** the domain zones that check this identity, each asked about the name it wants (see domainItem) */
+export function domainLookups(zones: readonly Zone[], identity: 'helo' | 'rdns' | 'mail_from', name: string | null): Lookup[] {
+  const out: Lookup[] = [];
+  for (const zone of zones) {
+    if (zone.type !== 'domain' || !zone.identities.includes(identity)) continue;
+    const item = domainItem(zone, name);
+    if (item) out.push({ zone, item, label: item, identity });
+  }
+  return out;
+}
+
+/** the A records of a name; rejects on a DNS fault (an error with a `code`, e.g. DNS_TIMEOUT) */
+export interface ZoneResolver {
+  query(name: string, type: 'A'): Promise<{ readonly records: readonly string[]; readonly ttl: number }>;
+}
+
+export interface LookupSettings {
+  /** seconds an answer stays in the shared cache, at least and at most */
+  readonly cache_min_ttl: number;
+  readonly cache_max_ttl: number;
+  /** seconds between two log lines about one zone's errors */
+  readonly error_log_interval: number;
+}
+
+export interface LookupDeps {
+  readonly resolver: ZoneResolver;
+  readonly store: Pick<Store, 'cacheGetMany' | 'cacheSetMany' | 'incr'>;
+  readonly log: { error(msg: string): void };
+  /** the current settings (the config may be reloaded) */
+  settings(): LookupSettings;
+  /** is this zone disabled by the fleet's health checks? */
+  disabled(zoneName: string): boolean;
+}
+
+/** the cache key of one answer: the zone and the item only, never the DQS key */
+export function cacheKey(l: Lookup): string {
+  return `dnsbl:a:${l.zone.zone}:${l.item}`;
+}
+
+/** a cached answer, or null when the value is not one (then the zone is asked again) */
+function parseCached(raw: string): string[] | null {
+  try {
+    const v: unknown = JSON.parse(raw);
+    return Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export class ZoneLookups {
+  private readonly errorLog = new Map<string, { last: number; count: number }>();
+
+  constructor(private readonly deps: LookupDeps) {}
+
+  /**
+   * Look up every (zone, item) pair: one shared-cache read for all of them, DNS in parallel for the
+   * misses, one cache write for the answers. Never rejects (it is started before anyone awaits it,
+   * and maybe never awaited); a DNS fault is a zone error.
+   */
+  all(lookups: readonly Lookup[]): Promise<ZoneResult[]> {
+    return this.run(lookups).catch((err: unknown) => {
+      this.deps.log.error(`dnsbl lookups failed: ${errorMessage(err)}`);
+      return [];
+    });
+  }
+
+  private async run(lookups: readonly Lookup[]): Promise<ZoneResult[]> {
+    const { store, resolver } = this.deps;
+    const live = lookups.filter((l) => !this.deps.disabled(l.zone.name));
+    if (live.length === 0) return [];
+    const cached = await store.cacheGetMany(live.map(cacheKey)).catch(() => live.map(() => null));
+    const writes: Array<{ key: string; value: string; ttlSec: number }> = [];
+    const results = await Promise.all(
+      live.map(async (l, i): Promise<ZoneResult> => {
+        let codes: string[];
+        const hit = cached[i];
+        const fromCache = hit ? parseCached(hit) : null;
+        if (fromCache) {
+          codes = fromCache;
+        } else {
+          try {
+            const ans = await resolver.query(queryName(l.zone, l.label), 'A');
+            codes = [...ans.records];
+            writes.push({ key: cacheKey(l), value: JSON.stringify(codes), ttlSec: this.clampTtl(ans.ttl) });
+          } catch (err) {
+            // the resolver's message names the query (and a DQS key): keep it out of logs
+            const code = (err as { code?: string }).code ?? 'DNS_ERROR';
+            const outcome = { status: 'error' as const, why: code === 'DNS_TIMEOUT' ? 'timed out' : `lookup failed (${code})` };
+            this.noteError(l.zone, outcome.why);
+            return { zone: l.zone, item: l.item, identity: l.identity, outcome };
+          }
+        }
+        const outcome = classify(l.zone, codes);
+        if (outcome.status === 'error') this.noteError(l.zone, outcome.why);
+        return { zone: l.zone, item: l.item, identity: l.identity, outcome };
+      }),
+    );
+    if (writes.length) store.cacheSetMany(writes).catch(() => undefined);
+    return results;
+  }
+
+  private clampTtl(ttl: number): number {
+    const s = this.deps.settings();
+    return Math.min(s.cache_max_ttl, Math.max(s.cache_min_ttl, ttl));
+  }
+
+  private noteError(zone: Zone, why: string): void {
+    const now = Date.now();
+    const e = this.errorLog.get(zone.name) ?? { last: 0, count: 0 };
+    e.count++;
+    if (now - e.last >= this.deps.settings().error_log_interval * 1000) {
+      this.deps.log.error(`dnsbl zone ${zone.name}: ${why} (${e.count} error${e.count === 1 ? '' : 's'} since the last report); answers like this are never read as listings`);
+      e.last = now;
+      e.count = 0;
+    }
+    this.errorLog.set(zone.name, e);
+    // the fleet-wide metric: errors per zone per day
+    this.deps.store.incr(`dnsbl:errors:${zone.name}`, 1, 86400).catch(() => undefined);
+  }
+}
