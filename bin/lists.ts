@@ -16,7 +16,8 @@ import { RedisStore } from '../plugins/shield/core/redis-store';
 import { createRedisClient, describeEndpoint, redisEndpointFromIni, withTimeout, type RedisClient } from '../plugins/shield/core/shared-store';
 import { SUITE_SCHEMA } from '../plugins/shield/core/suite';
 import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type ClientVerdict } from '../plugins/shield/checks/lists';
-import { SCHEMA as BLOCKLIST_SCHEMA, addressReplies, clientReplies } from '../plugins/shield.blocklist';
+import { BLOCKLIST_SCHEMA } from '../plugins/shield/checks/blocklist-config';
+import { addressReplies, clientReplies } from '../plugins/shield/checks/list-replies';
 
 /** a user mistake: one line on stderr, exit 1, nothing written */
 export class CliError extends Error {}

@@ -7,25 +7,17 @@
  * mail (sender), rcpt (recipients; client blocks too when delay_reject is on).
  */
 import { errorMessage } from './shield/core/errors';
-import { f, ConfigHandle } from './shield/core/config';
-import { VERSION_KEY, SharedLists, readListFiles, safeText, type ListEntry } from './shield/core/lists';
+import { ConfigHandle } from './shield/core/config';
+import { VERSION_KEY, SharedLists, readListFiles } from './shield/core/lists';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { reply, type Reply } from './shield/core/policy';
-import type { Evidence } from './shield/core/results';
 import { setupShield, type Shield } from './shield/core/suite';
-import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type AddressVerdict, type ClientVerdict } from './shield/checks/lists';
+import { BLOCKLIST_SCHEMA } from './shield/checks/blocklist-config';
+import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type ClientVerdict } from './shield/checks/lists';
+import { addressEvidence, addressReplies, clientEvidence, clientReplies } from './shield/checks/list-replies';
 
-export const SCHEMA = {
-  main: {
-    block_file: f.str('shield.blocklist.block', 'file in config/ with block entries: one "[kind:]entry [reason]" per line, # comments, reloaded live (missing file = none)'),
-    allow_file: f.str('shield.blocklist.allow', 'file in config/ with allow entries, same format'),
-    delay_reject: f.bool(false, 'refuse a blocked client at RCPT instead of at connect, so it can still reach postmaster@ and abuse@ (shield.ini exempt_rcpts; RFC 5321 4.5.1) and the log shows sender and recipients'),
-    show_reason: f.bool(false, 'add the entry\'s reason text to the reply (reasons are often internal notes; off by default)'),
-    contact: f.str('', 'text appended to every refusal, e.g. "contact postmaster@example.com"'),
-    sync_interval: f.duration(1, 'how often this node checks the shared store for changes (one small Redis read)', { min: 0.1, max: 300 }),
-    max_rdns_names: f.int(5, 'most PTR names of a client matched against the lists and forward-confirmed for allow entries', { min: 1, max: 20 }),
-  },
-} as const;
+/** for `haraka-shield config` */
+export { BLOCKLIST_SCHEMA as SCHEMA } from './shield/checks/blocklist-config';
 
 type RcptParams = [HarakaAddress, Record<string, string | null>];
 type MailParams = [HarakaAddress, Record<string, string | null>];
@@ -38,7 +30,7 @@ const STATE = 'blocklist';
 
 interface BlocklistPlugin extends HarakaPlugin {
   shield: Shield;
-  cfg: ConfigHandle<typeof SCHEMA>;
+  cfg: ConfigHandle<typeof BLOCKLIST_SCHEMA>;
   files: EntryIndex;
   /** entries from Redis (the fleet's), kept through a Redis outage */
   sharedIndex: EntryIndex;
@@ -131,67 +123,15 @@ function ptrNames(plugin: BlocklistPlugin, conn: HarakaConnection): string[] {
   return h && !/^(NXDOMAIN|DNSERROR|localhost)$/i.test(h) ? [h] : [];
 }
 
-export interface RefusalOptions {
-  readonly show_reason: boolean;
-  readonly contact: string;
-}
-
-/** the refusal text for a client, sender or recipient block */
-function refusalText(opts: RefusalOptions, what: string, entry: ListEntry | undefined): string {
-  let text = `${what} is on this server's local blocklist`;
-  if (opts.show_reason && entry?.reason) text += ` (${safeText(entry.reason)})`;
-  if (opts.contact) text += `; ${safeText(opts.contact)}`;
-  return text;
-}
-
-function clientWhat(v: ClientVerdict): string {
-  if (v.by === 'ip') return `your address ${v.subject}`;
-  if (v.by === 'rdns') return `your host name ${v.subject}`;
-  return `the HELO name ${v.subject}`;
-}
-
-export function clientEvidence(v: ClientVerdict): Evidence {
-  const e = v.match?.entry;
-  const data = e ? { entry: `${e.kind}:${e.value}`, source: e.source, subject: v.subject } : {};
-  if (v.verdict === 'allow') return { check: 'blocklist', outcome: 'pass', reason: `allow_${v.by}`, data };
-  if (v.unconfirmed) return { check: 'blocklist', outcome: 'err', reason: `block_${v.by}_unconfirmed`, data };
-  return { check: 'blocklist', outcome: 'fail', reason: `block_${v.by}`, data };
-}
-
-/**
- * The replies for a blocked client at `stage`: 554 at connect (RFC 5321 3.1), 550 later; `defer` is
- * for a block that stands only because a forward confirmation failed on a DNS fault.
- */
-export function clientReplies(opts: RefusalOptions, v: ClientVerdict, stage: 'connect' | 'helo' | 'rcpt'): { reject: Reply; defer: Reply } {
-  const text = refusalText(opts, clientWhat(v), v.match?.entry);
-  const retry = `Cannot verify your host name ${v.subject} right now; please try again later`;
-  return stage === 'connect'
-    ? { reject: reply(554, '5.7.1', `Connection refused: ${text}`, true), defer: reply(421, '4.7.1', retry, true) }
-    : { reject: reply(550, '5.7.1', text), defer: reply(451, '4.7.1', retry) };
-}
-
-/** the replies for a blocked envelope sender or recipient */
-export function addressReplies(opts: RefusalOptions, kind: 'sender' | 'rcpt', v: AddressVerdict): { reject: Reply; defer: Reply } {
-  const text = refusalText(opts, `${kind === 'sender' ? 'Sender' : 'Recipient'} ${v.address}`, v.match?.entry);
-  return { reject: reply(550, '5.7.1', text), defer: reply(451, '4.7.1', text) };
-}
-
 function clientReply(plugin: BlocklistPlugin, conn: HarakaConnection, v: ClientVerdict, stage: 'connect' | 'helo' | 'rcpt'): Reply | null {
   return plugin.shield.decide(conn, clientEvidence(v), { fail: 'reject', err: 'defer' }, clientReplies(plugin.cfg.current.main, v, stage)).reply;
 }
-
 
 /** sender or recipient entries: 550 5.7.1 for a block, nothing otherwise */
 function addressCheck(plugin: BlocklistPlugin, conn: HarakaConnection, kind: 'sender' | 'rcpt', address: string): Reply | undefined {
   const v = checkAddress(kind, address, plugin.lists, Date.now());
   if (v.verdict === 'none') return undefined;
-  const e = v.match?.entry;
-  const ev: Evidence = {
-    check: 'blocklist',
-    outcome: v.verdict === 'block' ? 'fail' : 'pass',
-    reason: `${v.verdict}_${kind}`,
-    data: { entry: `${e?.kind}:${e?.value}`, source: e?.source, subject: v.address },
-  };
+  const ev = addressEvidence(kind, v);
   plugin.shield.record(conn, ev);
   if (v.verdict === 'allow') return undefined;
   return plugin.shield.decide(conn, ev, { fail: 'reject', err: 'defer' }, addressReplies(plugin.cfg.current.main, kind, v)).reply ?? undefined;
@@ -199,7 +139,7 @@ function addressCheck(plugin: BlocklistPlugin, conn: HarakaConnection, kind: 'se
 
 export function register(this: BlocklistPlugin): void {
   this.shield = setupShield(this, 'blocklist');
-  this.cfg = new ConfigHandle(this, 'shield.blocklist.ini', SCHEMA);
+  this.cfg = new ConfigHandle(this, 'shield.blocklist.ini', BLOCKLIST_SCHEMA);
   this.sharedIndex = new EntryIndex();
   this.sharedVersion = null;
   this.localIndex = new EntryIndex();
