@@ -10,22 +10,22 @@
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { f, ConfigHandle, type Rate } from './shield/core/config';
+import { f, ConfigHandle } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { parseLines } from './shield/core/lists';
 import { normalizeHostname } from './shield/core/net';
-import { reply, type Reply } from './shield/core/policy';
+import type { Reply } from './shield/core/policy';
 import type { Evidence } from './shield/core/results';
 import { setupShield, type Shield } from './shield/core/suite';
 import {
   Overrides,
   clientSubject,
   connectPlan,
-  describeRate,
   parseOverrideLine,
   transactionRates,
   type Limits,
 } from './shield/checks/limits';
+import { connectRefusal, nodeBusyReply, tooManyErrorsReply, tooManyRecipientsReply, tooManyUnrecognizedReply, transactionRefusal } from './shield/checks/limit-replies';
 
 const count = (def: number, doc: string) => f.int(def, doc, { min: 0 });
 
@@ -136,10 +136,6 @@ async function refuse(plugin: LimitPlugin, conn: HarakaConnection, name: string,
   return d.reply;
 }
 
-function rateText(r: Rate | null): string {
-  return r ? describeRate(r) : '';
-}
-
 function authUser(plugin: LimitPlugin, conn: HarakaConnection): string | null {
   return plugin.shield.session(conn).authUser?.toLowerCase() ?? null;
 }
@@ -156,7 +152,7 @@ function errorsCheck(plugin: LimitPlugin, conn: HarakaConnection): Promise<Reply
   const max = st?.limits.max_errors ?? plugin.cfg.current.session.max_errors;
   const errors = Number((conn as unknown as { errors?: number }).errors ?? 0);
   if (max > 0 && errors >= max) {
-    return refuse(plugin, conn, 'max_errors', reply(421, '4.7.0', `Too many errors (${errors}) in this session; closing the connection`, true));
+    return refuse(plugin, conn, 'max_errors', tooManyErrorsReply(errors));
   }
   return undefined;
 }
@@ -187,7 +183,7 @@ export function register(this: LimitPlugin): void {
       const st = session.local<ConnState>(STATE, () => ({ id: `${this.nodeId}:${session.uuid}`, limits, subject: clientSubject(ip, m.ipv6_prefix), unrecognized: 0 }));
 
       if (limits.conc_node > 0 && this.nodeOpen >= limits.conc_node) {
-        return refuse(this, conn, 'conc_node', reply(421, '4.7.0', `Too many connections to this server right now (limit ${limits.conc_node}); please try again later`, true));
+        return refuse(this, conn, 'conc_node', nodeBusyReply(limits.conc_node));
       }
       // the node slot is taken now (simultaneous connects cannot overshoot conc_node) and belongs to
       // the session: it comes back when the session closes, whenever that is
@@ -202,13 +198,7 @@ export function register(this: LimitPlugin): void {
         await nodeSlot.release();
         const i = res.refused.kind === 'lease' ? res.refused.index : plan.leases.length + res.refused.index;
         const name = plan.names[i] as keyof Limits;
-        const limit = limits[name];
-        const who = name.endsWith('_net') ? 'your network' : name === 'conc_total' ? 'all clients' : st.subject;
-        const text =
-          res.refused.kind === 'lease'
-            ? `Too many connections from ${who} (limit ${String(limit)}, ${name}); please try again later`
-            : `Connection rate limit exceeded for ${who} (${rateText(limit as Rate)}, ${name}); please try again in ${Math.ceil(res.retryAfterMs / 1000)} s`;
-        return refuse(this, conn, name, reply(421, '4.7.0', text, true));
+        return refuse(this, conn, name, connectRefusal(name, limits, st.subject, res.refused.kind, res.retryAfterMs));
       }
       const keys = plan.leases.map((l) => l.key);
       if (keys.length === 0) return undefined;
@@ -241,9 +231,7 @@ export function register(this: LimitPlugin): void {
     const res = await this.shield.suite.store.admit(st.id, [], 0, rates);
     if (res.admitted || !res.refused) return undefined;
     const name = names[res.refused.index] as keyof Limits;
-    const what = kind === 'msg' ? 'Message' : 'Recipient';
-    const subject = name.endsWith('_user') ? `user ${user}` : name.endsWith('_sender_domain') ? `sender domain ${sender?.host}` : st.subject;
-    return refuse(this, conn, name, reply(451, '4.7.1', `${what} rate limit exceeded for ${subject} (${rateText(st.limits[name] as Rate)}, ${name}); please try again in ${Math.ceil(res.retryAfterMs / 1000)} s`));
+    return refuse(this, conn, name, transactionRefusal(kind, name, st.limits, { client: st.subject, user, senderHost: sender?.host }, res.retryAfterMs));
   };
 
   this.limit_mail = this.shield.hook(
@@ -267,7 +255,7 @@ export function register(this: LimitPlugin): void {
         const max = privileged ? st.limits.max_rcpts_relay : st.limits.max_rcpts;
         // Haraka adds the recipient to rcpt_to before the rcpt hooks run
         if (max > 0 && txn.rcpt_to.length > max) {
-          return refuse(this, conn, privileged ? 'max_rcpts_relay' : 'max_rcpts', reply(452, '4.5.3', `Too many recipients for one message (limit ${max}); send the rest in another message`));
+          return refuse(this, conn, privileged ? 'max_rcpts_relay' : 'max_rcpts', tooManyRecipientsReply(max));
         }
       }
       return txRates(conn, 'rcpt', txn?.mail_from);
@@ -287,7 +275,7 @@ export function register(this: LimitPlugin): void {
       st.unrecognized++;
       const max = st.limits.max_unrecognized;
       if (max > 0 && st.unrecognized >= max) {
-        return refuse(this, conn, 'max_unrecognized', reply(421, '4.7.0', `Too many unrecognized commands (${st.unrecognized}); closing the connection`, true));
+        return refuse(this, conn, 'max_unrecognized', tooManyUnrecognizedReply(st.unrecognized));
       }
       return undefined;
     },
