@@ -21,6 +21,7 @@ import {
   heloMatchEvidence,
   heloStaticEvidence,
   rdnsEvidence,
+  rdnsReplies,
   type FcrdnsResult,
   type PtrResult,
 } from './shield/checks/rdns';
@@ -157,29 +158,6 @@ function earlyExemption(plugin: RdnsPlugin, conn: HarakaConnection): string | nu
   return s.exemption({ relayClients: true, authenticated: true, allowlisted: true, privateIps: plugin.cfg.current.main.exempt_private });
 }
 
-function replies(check: string, ev: Evidence, ip: string): { reject: Reply; defer: Reply } {
-  const d = (ev.data ?? {}) as { helo?: string; name?: string; names?: string[] };
-  const helo = d.helo ?? '';
-  const rdns = (text: string) => ({ reject: reply(550, '5.7.25', text), defer: reply(450, '4.7.25', `Cannot verify the reverse DNS of ${ip} right now; please try again later`) });
-  const heloR = (text: string) => ({ reject: reply(550, '5.7.1', text), defer: reply(450, '4.7.1', `Cannot verify your HELO name ${helo} right now; please try again later`) });
-  switch (check) {
-    case 'rdns.ptr':
-      return rdns(`Reverse DNS required: ${ip} has no PTR record; ask your provider to set one that resolves back to ${ip}`);
-    case 'rdns.fcrdns':
-      return rdns(`Reverse DNS of ${ip} (${(d.names ?? []).join(', ')}) does not resolve back to ${ip}`);
-    case 'rdns.generic':
-      return rdns(`${d.name} looks like a dynamic or generic host name; send through your provider's mail server or set a specific PTR`);
-    case 'helo.syntax':
-      return heloR(`HELO/EHLO ${helo} is not a fully qualified domain name or an address literal (RFC 5321 4.1.1.1)`);
-    case 'helo.literal':
-      return heloR(`HELO/EHLO ${helo} is not your address ${ip}`);
-    case 'helo.impersonation':
-      return heloR(`HELO/EHLO ${helo} is this server's own name or address, and you are not this server`);
-    default:
-      return heloR(`HELO/EHLO ${helo} does not resolve to ${ip} and does not match your host name`);
-  }
-}
-
 /** Gather the evidence (waiting for the lookups started earlier), record it, and choose the reply. */
 async function verdict(plugin: RdnsPlugin, conn: HarakaConnection, st: RdnsState): Promise<Reply | null> {
   const m = plugin.cfg.current.main;
@@ -206,7 +184,7 @@ async function verdict(plugin: RdnsPlugin, conn: HarakaConnection, st: RdnsState
   let defer: Reply | null = null;
   for (const [check, key] of CHECK_ACTIONS) {
     for (const ev of scored.filter((e) => e.check === check)) {
-      const d = plugin.shield.decide(conn, ev, { fail: plugin.cfg.current.actions[key], err: m.dns_error === 'defer' ? 'defer' : 'ignore' }, replies(check, ev, st.ip.text));
+      const d = plugin.shield.decide(conn, ev, { fail: plugin.cfg.current.actions[key], err: m.dns_error === 'defer' ? 'defer' : 'ignore' }, rdnsReplies(check, ev, st.ip.text));
       if (d.reply && d.reply.code >= 500) return d.reply;
       if (d.reply && !defer) defer = d.reply;
     }

@@ -16,6 +16,7 @@
 import { parse as parseDomain } from 'tldts';
 import { errorMessage } from '../core/errors';
 import { normalizeHostname, parseIp, type ParsedIp } from '../core/net';
+import { reply, type Reply } from '../core/policy';
 import type { Evidence } from '../core/results';
 
 export interface PtrResult {
@@ -182,4 +183,31 @@ export async function heloMatchEvidence(helo: string, ip: ParsedIp, confirmedRdn
   // the rDNS name that could have matched is unknown (its lookup failed): not a mismatch
   if (rdnsUnknown) return { check: 'helo.match', outcome: 'err', reason: 'rdns_unknown', data };
   return { check: 'helo.match', outcome: 'fail', reason: 'mismatch', data };
+}
+
+/**
+ * The replies for a failed (reject) or undecidable (defer) check: 5.7.25 for reverse DNS (RFC 7372),
+ * 5.7.1 for the HELO; `ip` is the client's address.
+ */
+export function rdnsReplies(check: string, ev: Evidence, ip: string): { reject: Reply; defer: Reply } {
+  const d = (ev.data ?? {}) as { helo?: string; name?: string; names?: string[] };
+  const helo = d.helo ?? '';
+  const rdns = (text: string) => ({ reject: reply(550, '5.7.25', text), defer: reply(450, '4.7.25', `Cannot verify the reverse DNS of ${ip} right now; please try again later`) });
+  const heloR = (text: string) => ({ reject: reply(550, '5.7.1', text), defer: reply(450, '4.7.1', `Cannot verify your HELO name ${helo} right now; please try again later`) });
+  switch (check) {
+    case 'rdns.ptr':
+      return rdns(`Reverse DNS required: ${ip} has no PTR record; ask your provider to set one that resolves back to ${ip}`);
+    case 'rdns.fcrdns':
+      return rdns(`Reverse DNS of ${ip} (${(d.names ?? []).join(', ')}) does not resolve back to ${ip}`);
+    case 'rdns.generic':
+      return rdns(`${d.name} looks like a dynamic or generic host name; send through your provider's mail server or set a specific PTR`);
+    case 'helo.syntax':
+      return heloR(`HELO/EHLO ${helo} is not a fully qualified domain name or an address literal (RFC 5321 4.1.1.1)`);
+    case 'helo.literal':
+      return heloR(`HELO/EHLO ${helo} is not your address ${ip}`);
+    case 'helo.impersonation':
+      return heloR(`HELO/EHLO ${helo} is this server's own name or address, and you are not this server`);
+    default:
+      return heloR(`HELO/EHLO ${helo} does not resolve to ${ip} and does not match your host name`);
+  }
 }
