@@ -88,7 +88,7 @@ async function decideFor(plugin: DnsblPlugin, conn: HarakaConnection, pending: A
  */
 async function confirmedNames(plugin: DnsblPlugin, conn: HarakaConnection): Promise<string[]> {
   const session = plugin.shield.session(conn);
-  const names = [...new Set((session.ptr?.names ?? []).map((n) => normalizeHostname(n, true)).filter((n): n is string => n !== null))].slice(0, 3);
+  const names = [...new Set((session.ptr?.names ?? []).map((n) => normalizeHostname(n, { underscore: true })).filter((n): n is string => n !== null))].slice(0, 3);
   const ok = await Promise.all(names.map((n) => plugin.shield.suite.resolver.forwardConfirms(n, session.identity.ip).catch(() => false)));
   return names.filter((_, i) => ok[i]);
 }
@@ -152,7 +152,7 @@ export function register(this: DnsblPlugin): void {
     const session = this.shield.session(conn);
     const st = session.peek<ConnState>(STATE);
     if (!st || st.skip || !conn.transaction) return undefined;
-    const domain = from?.host && from.user ? normalizeHostname(from.host, true) : null;
+    const domain = from?.host && from.user ? normalizeHostname(from.host, { underscore: true }) : null;
     session.txn<TxnState>(STATE, () => ({ pending: this.lookups.all(domainLookups(this.cfg.zones, 'mail_from', domain)) }));
     return undefined;
   });

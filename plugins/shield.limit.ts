@@ -224,7 +224,7 @@ export function register(this: LimitPlugin): void {
       limits: st.limits,
       clientSubject: st.subject,
       exemptIp: exemptClient(this, conn) || user !== null,
-      senderDomain: sender?.host && sender.user ? normalizeHostname(sender.host, true) : null,
+      senderDomain: sender?.host && sender.user ? normalizeHostname(sender.host, { underscore: true }) : null,
       user,
     });
     if (!rates.length) return undefined;

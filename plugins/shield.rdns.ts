@@ -25,7 +25,6 @@ import {
   type FcrdnsResult,
   type PtrResult,
 } from './shield/checks/rdns';
-import { normalizeDomain } from './shield/checks/relay';
 
 const action = (def: Action, doc: string) => f.oneOf(ACTIONS, def, doc);
 const score = (def: number, what: string) => f.num(def, `score ${what} adds to the suite's sum when its action is tag (shield.ini [policy])`, { min: -100, max: 100 });
@@ -50,7 +49,7 @@ export const SCHEMA = {
       { whole: true },
     ),
     our_names: f.list([], 'host names that are ours besides Haraka\'s own (config/me); a client giving one of them as HELO is impersonating us', (s) => {
-      const n = normalizeHostname(s, true);
+      const n = normalizeHostname(s, { underscore: true });
       if (!n) throw new Error(`"${s}" is not a host name`);
       return n;
     }),
@@ -130,15 +129,15 @@ function relayDomains(plugin: RdnsPlugin): string[] {
     .filter(Boolean);
   const file = typeof ini.main?.domains_file === 'string' ? ini.main.domains_file : 'shield.relay.domains';
   const lines = (plugin.config.get(file, 'data') as string[] | null) ?? [];
-  // compared the way shield.relay compares them (lower case, A-labels); literals are not names
-  return [...list, ...parseLines(lines, (t) => t, () => undefined)].map(normalizeDomain).filter((d): d is string => d !== null && !d.startsWith('['));
+  // compared the way shield.relay compares them (lower case, A-labels, no underscore); literals are not names
+  return [...list, ...parseLines(lines, (t) => t, () => undefined)].map((d) => normalizeHostname(d)).filter((d): d is string => d !== null);
 }
 
 function rebuild(plugin: RdnsPlugin): void {
   const m = plugin.cfg.current.main;
   plugin.patterns = m.generic_patterns.map(compilePattern);
   const me = String(plugin.config.get('me') ?? '').trim();
-  plugin.ourNames = new Set([...(me ? [normalizeHostname(me, true)] : []), ...m.our_names, ...(m.use_relay_domains ? relayDomains(plugin) : [])].filter((n): n is string => !!n));
+  plugin.ourNames = new Set([...(me ? [normalizeHostname(me, { underscore: true })] : []), ...m.our_names, ...(m.use_relay_domains ? relayDomains(plugin) : [])].filter((n): n is string => !!n));
 }
 
 function ptrOf(plugin: RdnsPlugin, conn: HarakaConnection): Promise<PtrResult> {

@@ -9,17 +9,17 @@ import { errorMessage } from './shield/core/errors';
 import { f, ConfigHandle, type SchemaOf } from './shield/core/config';
 import type { HarakaAddress, HarakaPlugin } from './shield/core/haraka';
 import { parseLines } from './shield/core/lists';
-import { IpSet, cidrItem } from './shield/core/net';
+import { IpSet, cidrItem, normalizeHostname } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
 import { setupShield, type Shield } from './shield/core/suite';
-import { checkRelay, isLocalDomain, normalizeDomain, type RelayEvidence, type RelayPolicy } from './shield/checks/relay';
+import { ACCEPTED_DOMAIN, checkRelay, isLocalDomain, type RelayEvidence, type RelayPolicy } from './shield/checks/relay';
 
 export const SCHEMA = {
   main: {
     networks: f.list([], 'relay networks: IPv4/IPv6 CIDRs or single addresses (a bare IP is one host); clients here may send to any domain', cidrItem),
     networks_file: f.str('shield.relay.networks', 'file in config/ with more relay networks, one per line, # comments (missing file = none)'),
     domains: f.list([], 'domains we accept mail for (local domains); IDN in either form; [192.0.2.1] for an address literal', (s) => {
-      if (!normalizeDomain(s)) throw new Error(`"${s}" is not a domain name`);
+      if (!normalizeHostname(s, ACCEPTED_DOMAIN)) throw new Error(`"${s}" is not a domain name`);
       return s;
     }),
     domains_file: f.str('shield.relay.domains', 'file in config/ with more local domains, one per line, # comments (missing file = none)'),
@@ -48,7 +48,7 @@ function readListFile(plugin: RelayPlugin, file: string, item: (s: string) => st
 }
 
 function domainItem(s: string): string {
-  const d = normalizeDomain(s);
+  const d = normalizeHostname(s, ACCEPTED_DOMAIN);
   if (!d) throw new Error(`"${s}" is not a domain name`);
   return d;
 }
@@ -92,7 +92,7 @@ export function register(this: RelayPlugin): void {
   this.cfg.onChange(() => rebuild(this));
   // published for the suite: which recipients are ours (postmaster@ exemptions of every check)
   this.shield.suite.localDomain = (domain) => {
-    const d = normalizeDomain(domain);
+    const d = normalizeHostname(domain, ACCEPTED_DOMAIN);
     return d !== null && isLocalDomain(d, this.policy);
   };
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { IpSet, parseCidr, parseIp } from '../../plugins/shield/core/net';
+import { IpSet, normalizeHostname, parseCidr, parseIp } from '../../plugins/shield/core/net';
 
 describe('net', () => {
   it('parses addresses, mapping IPv4-mapped IPv6 to IPv4', () => {
@@ -39,5 +39,19 @@ describe('net', () => {
     assert.equal(s.match('198.51.100.8'), null);
     assert.equal(s.match('garbage'), null);
     assert.equal(s.size, 4);
+  });
+
+  it('normalizes host names one way, with the options its callers need', () => {
+    assert.equal(normalizeHostname(' Mail.Example.COM. '), 'mail.example.com');
+    assert.equal(normalizeHostname('bücher.example'), 'xn--bcher-kva.example');
+    assert.equal(normalizeHostname('a..example'), null);
+    assert.equal(normalizeHostname('_dmarc.example.com'), null, 'host names are letters, digits and hyphens');
+    assert.equal(normalizeHostname('_dmarc.example.com', { underscore: true }), '_dmarc.example.com');
+    assert.equal(normalizeHostname('[192.0.2.1]'), null, 'an address literal is not a name');
+    assert.equal(normalizeHostname('[192.0.2.1]', { addressLiteral: true }), '[192.0.2.1]');
+    assert.equal(normalizeHostname('[IPv6:2001:DB8::1]', { addressLiteral: true }), '[2001:db8::1]');
+    assert.equal(normalizeHostname('[192.0.2.1].', { addressLiteral: true }), null);
+    assert.equal(normalizeHostname(' Bad Name.Example. ', { validate: false }), 'bad name.example', 'the resolver keeps any name, only folded');
+    assert.equal(normalizeHostname('', { validate: false }), '');
   });
 });

@@ -1,7 +1,9 @@
 /** The relay engine, pure: every decision path. */
 import assert from 'node:assert/strict';
-import { checkRelay, isLocalDomain, normalizeDomain, type RelayPolicy } from '../../plugins/shield/checks/relay';
-import { IpSet } from '../../plugins/shield/core/net';
+import { ACCEPTED_DOMAIN, checkRelay, isLocalDomain, type RelayPolicy } from '../../plugins/shield/checks/relay';
+import { IpSet, normalizeHostname } from '../../plugins/shield/core/net';
+
+const normalizeDomain = (s: string) => normalizeHostname(s, ACCEPTED_DOMAIN);
 
 const policy = (over: Partial<RelayPolicy> = {}): RelayPolicy => ({
   networks: IpSet.of(['192.0.2.0/24', '2001:db8::/48', '198.51.100.7']),

@@ -77,14 +77,14 @@ export function parseDnsblConfig(raw: Record<string, Record<string, unknown>> | 
         throw new Error(`${DNSBL_FILE} [${section}] ${key}: ${errorMessage(err)}`);
       }
     };
-    if (!normalizeHostname(z.zone, true)) throw new Error(`${DNSBL_FILE} [${section}] zone: "${z.zone}" is not a DNS zone`);
+    if (!normalizeHostname(z.zone, { underscore: true })) throw new Error(`${DNSBL_FILE} [${section}] zone: "${z.zone}" is not a DNS zone`);
     const sign = z.type === 'allow' ? -1 : 1;
     const listed = at('listed', () => z.listed.map((t) => parsePattern(t, { label: section, weight: 1 }))) as ReturnType<typeof parsePattern>[];
     zones.push(
       Object.freeze({
         name: section,
         type: z.type,
-        zone: normalizeHostname(z.zone, true) as string,
+        zone: normalizeHostname(z.zone, { underscore: true }) as string,
         key: z.key,
         ipv4: z.ipv4,
         ipv6: z.ipv6,

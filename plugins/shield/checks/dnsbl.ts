@@ -11,7 +11,7 @@
  * A zone error never counts towards the score and never rejects.
  */
 import { parse as parseDomain } from 'tldts';
-import { parseIp, type ParsedIp } from '../core/net';
+import { normalizeHostname, parseIp, type ParsedIp } from '../core/net';
 
 export type ZoneType = 'ip' | 'domain' | 'allow';
 
@@ -125,8 +125,8 @@ export function queryName(zone: Zone, item: string): string {
 /** The name a domain zone is asked about for one identity, or null when there is nothing to ask. */
 export function domainItem(zone: Zone, name: string | null): string | null {
   if (!name) return null;
-  const n = name.toLowerCase().replace(/\.$/, '');
-  if (!n.includes('.') || parseIp(n) || n.startsWith('[')) return null;
+  const n = normalizeHostname(name, { underscore: true });
+  if (!n || !n.includes('.') || parseIp(n)) return null;
   if (!zone.registeredDomain) return n;
   return parseDomain(n).domain ?? null;
 }

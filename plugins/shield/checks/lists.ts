@@ -16,9 +16,9 @@
  *     checks; sender and rcpt allow entries only carve exceptions out of sender and rcpt blocks
  *     (envelope addresses are forged at will).
  */
-import { IpSet, parseIp, type ParsedIp } from '../core/net';
+import { IpSet, normalizeHostname, parseIp, type ParsedIp } from '../core/net';
 import type { EntryKind, ListEntry, ListName } from '../core/lists';
-import { normalizeAddress, normalizeName } from '../core/lists';
+import { normalizeAddress } from '../core/lists';
 
 export interface Match {
   readonly entry: ListEntry;
@@ -168,7 +168,7 @@ export async function checkClient(input: ClientInput, lists: Lists, deps: Client
   const byIp = settle(lists.ip('block', ip, deps.now), lists.ip('allow', ip, deps.now));
   if (byIp) return { verdict: byIp.verdict, by: 'ip', subject: ip.text, match: byIp.match };
 
-  const names = [...new Set(input.ptrNames.map((n) => normalizeName(n)).filter((n): n is string => n !== null))].slice(0, deps.maxNames ?? 5);
+  const names = [...new Set(input.ptrNames.map((n) => normalizeHostname(n, { underscore: true })).filter((n): n is string => n !== null))].slice(0, deps.maxNames ?? 5);
   let block: { name: string; m: Match } | null = null;
   const allows: Array<{ name: string; m: Match }> = [];
   for (const name of names) {
@@ -196,7 +196,7 @@ export async function checkClient(input: ClientInput, lists: Lists, deps: Client
 
 /** A HELO name against the block list (only asked when the client's IP and rDNS decided nothing). */
 export function checkHelo(helo: string, lists: Lists, now: number): ClientVerdict {
-  const name = normalizeName(helo);
+  const name = normalizeHostname(helo, { underscore: true });
   if (!name) return { verdict: 'none' };
   const m = lists.name('block', name, now);
   return m ? { verdict: 'block', by: 'helo', subject: name, match: m } : { verdict: 'none' };

@@ -46,7 +46,7 @@ export interface RdnsDeps {
  */
 export async function fcrdns(ip: ParsedIp, ptr: PtrResult, deps: RdnsDeps, maxNames: number): Promise<FcrdnsResult> {
   if (ptr.status === 'error') return { iprev: 'temperror', confirmed: null, names: [], errors: [] };
-  const names = [...new Set(ptr.names.map((n) => normalizeHostname(n, true)).filter((n): n is string => n !== null))].slice(0, maxNames);
+  const names = [...new Set(ptr.names.map((n) => normalizeHostname(n, { underscore: true })).filter((n): n is string => n !== null))].slice(0, maxNames);
   const errors: string[] = [];
   const ok = await Promise.all(
     names.map((n) =>
@@ -129,7 +129,7 @@ export function heloForm(helo: string): HeloForm {
     return { kind: 'literal', ip, text: h };
   }
   if (parseIp(h)) return { kind: 'invalid', reason: 'bare_ip' };
-  const name = normalizeHostname(h, true);
+  const name = normalizeHostname(h, { underscore: true });
   if (!name) return { kind: 'invalid', reason: 'bad_characters' };
   if (!name.includes('.')) return { kind: 'invalid', reason: 'not_fqdn' };
   const p = parseDomain(name);

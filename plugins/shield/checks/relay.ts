@@ -19,7 +19,7 @@
  * | unqualified  <user>                     | refused (unqualified), except <postmaster> (RFC 5321 §4.1.1.3) |
  */
 import type { IpSet } from '../core/net';
-import { normalizeHostname, parseIp } from '../core/net';
+import { normalizeHostname } from '../core/net';
 import type { Evidence } from '../core/results';
 
 export interface RelayPolicy {
@@ -55,18 +55,10 @@ export interface RelayEvidence extends Evidence {
 }
 
 /**
- * A domain as the relay check compares it: lower case, no trailing dot, A-label; address literals as
- * "[canonical ip]". Null when it is not a usable domain.
+ * How relay reads a domain (normalizeHostname): lower case, no trailing dot, A-label, letters, digits
+ * and hyphens only (no underscore); address literals as "[canonical ip]".
  */
-export function normalizeDomain(input: string): string | null {
-  const d = input.trim();
-  if (d.startsWith('[')) {
-    if (!d.endsWith(']')) return null;
-    const ip = parseIp(d);
-    return ip ? `[${ip.text}]` : null;
-  }
-  return normalizeHostname(d);
-}
+export const ACCEPTED_DOMAIN = { addressLiteral: true } as const;
 
 /** Is the client allowed to relay at all (before looking at a recipient)? */
 export function relayClientReason(clientIp: string, authUser: string | null, policy: RelayPolicy): 'relay_network' | 'authenticated' | null {
@@ -96,15 +88,15 @@ export function checkRelay(input: RelayInput, policy: RelayPolicy): RelayEvidenc
   });
 
   const client = relayClientReason(input.clientIp, input.authUser, policy);
-  if (client) return ev('pass', client, rcpt.host ? normalizeDomain(rcpt.host) : null);
+  if (client) return ev('pass', client, rcpt.host ? normalizeHostname(rcpt.host, ACCEPTED_DOMAIN) : null);
 
   if (!rcpt.host) {
     return (rcpt.user ?? '').toLowerCase() === 'postmaster' ? ev('pass', 'postmaster', null) : ev('fail', 'unqualified', null);
   }
   // %, ! and @ in the local part (quoted or not) ask us to route the mail onwards
-  if (/[%!@]/.test(rcpt.user ?? '')) return ev('fail', 'sender_routing', normalizeDomain(rcpt.host));
+  if (/[%!@]/.test(rcpt.user ?? '')) return ev('fail', 'sender_routing', normalizeHostname(rcpt.host, ACCEPTED_DOMAIN));
 
-  const domain = normalizeDomain(rcpt.host);
+  const domain = normalizeHostname(rcpt.host, ACCEPTED_DOMAIN);
   if (!domain) return ev('fail', 'bad_domain', null);
   if (isLocalDomain(domain, policy)) return ev('pass', 'local_domain', domain);
   if (domain.startsWith('[')) return ev('fail', 'address_literal', domain);

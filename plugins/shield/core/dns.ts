@@ -17,7 +17,7 @@ import net from 'node:net';
 import { randomInt } from 'node:crypto';
 import * as packet from 'dns-packet';
 import { DnsError } from './errors';
-import { parseIp, type ParsedIp } from './net';
+import { normalizeHostname, parseIp, type ParsedIp } from './net';
 import type { Clock } from './store';
 import { systemClock } from './store';
 
@@ -98,10 +98,6 @@ export function reverseName(ip: string): string {
   return `${nibbles.reverse().join('.')}.ip6.arpa`;
 }
 
-export function normalizeName(name: string): string {
-  return name.trim().toLowerCase().replace(/\.$/, '');
-}
-
 type Raw = packet.DecodedPacket & { rcode?: string };
 
 export class Resolver {
@@ -130,7 +126,7 @@ export class Resolver {
 
   /** resolve one name and type; throws DnsError on timeout or server failure */
   query<T extends RRType>(name: string, type: T): Promise<DnsAnswer<T>> {
-    const qname = normalizeName(name);
+    const qname = normalizeHostname(name, { validate: false });
     const key = `${type} ${qname}`;
     const hit = this.cache.get(key);
     if (hit) {
@@ -277,7 +273,7 @@ export class Resolver {
         }
         // answers to other ids or questions are spoofing attempts or late replies: ignore
         const q = res.questions?.[0];
-        if (res.id !== id || !q || normalizeName(q.name) !== qname || q.type !== type) return;
+        if (res.id !== id || !q || normalizeHostname(q.name, { validate: false }) !== qname || q.type !== type) return;
         finish(null, res);
       });
       try {
@@ -336,10 +332,10 @@ function convert(type: RRType, rr: packet.Answer): RecordMap[RRType] {
     case 'PTR':
     case 'CNAME':
     case 'NS':
-      return normalizeName(String(data));
+      return normalizeHostname(String(data), { validate: false });
     case 'MX': {
       const mx = data as { exchange: string; preference: number };
-      return { exchange: normalizeName(mx.exchange), priority: mx.preference };
+      return { exchange: normalizeHostname(mx.exchange, { validate: false }), priority: mx.preference };
     }
     case 'TXT': {
       const parts = Array.isArray(data) ? data : [data];

@@ -45,11 +45,6 @@ export const VERSION_KEY = 'blocklist:version';
 /** the version counter must outlive any entry; the store requires a TTL on counters */
 const VERSION_TTL_SEC = 10 * 365 * 86400;
 
-/** A host or domain name as lists compare it (underscores allowed: they occur in real host names and HELOs). */
-export function normalizeName(input: string): string | null {
-  return normalizeHostname(input, true);
-}
-
 /**
  * An envelope address as lists compare it: "local@domain" with the local part lower-cased (mail
  * systems treat it case-insensitively in practice) and the domain normalised; null if unusable.
@@ -63,7 +58,7 @@ export function normalizeAddress(input: string): string | null {
   const quoted = local.length >= 2 && local.startsWith('"') && local.endsWith('"');
   // Haraka hands plugins the local part unquoted; compare in that form
   if (quoted) local = local.slice(1, -1).replace(/\\(.)/g, '$1');
-  const domain = normalizeName(s.slice(at + 1));
+  const domain = normalizeHostname(s.slice(at + 1), { underscore: true });
   if (!local || !domain || /[\x00-\x1f<>]/.test(local) || (!quoted && /\s/.test(local))) return null;
   return `${local.toLowerCase()}@${domain}`;
 }
@@ -80,14 +75,14 @@ export function parseEntryValue(text: string, kind?: EntryKind): { kind: EntryKi
       return { kind: k, value: parseCidr(t).cidr };
     case 'domain': {
       if (looksIp) throw new Error(`"${t}" is an IP address; use an ip entry`);
-      const d = normalizeName(t);
+      const d = normalizeHostname(t, { underscore: true });
       if (!d) throw new Error(`"${t}" is not a host or domain name`);
       return { kind: k, value: d };
     }
     case 'sender':
     case 'rcpt': {
       if (t.startsWith('@')) {
-        const d = normalizeName(t.slice(1));
+        const d = normalizeHostname(t.slice(1), { underscore: true });
         if (!d) throw new Error(`"${t}" is not a domain name`);
         return { kind: k, value: d };
       }
@@ -96,7 +91,7 @@ export function parseEntryValue(text: string, kind?: EntryKind): { kind: EntryKi
         if (!a) throw new Error(`"${t}" is not an email address`);
         return { kind: k, value: a };
       }
-      const d = normalizeName(t);
+      const d = normalizeHostname(t, { underscore: true });
       if (!d || looksIp) throw new Error(`"${t}" is not an email address or domain name`);
       return { kind: k, value: d };
     }

@@ -156,17 +156,38 @@ export function cidrItem(text: string): string {
   return parseCidr(text).cidr;
 }
 
+export interface HostnameOptions {
+  /** admit "_" in labels, as real host names, HELOs, PTR records and DNS zones have them (default: letters, digits and hyphens only) */
+  readonly underscore?: boolean;
+  /** read an address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]") as "[canonical ip]" instead of refusing it (relay's accepted domains) */
+  readonly addressLiteral?: boolean;
+  /**
+   * false: any name as DNS carries it (the resolver's questions and answers): only surrounding space,
+   * case and the final dot are normalised, no IDN conversion, never null
+   */
+  readonly validate?: boolean;
+}
+
 /**
- * A host or domain name in the form the suite compares: lower case, A-labels (IDN), no final dot.
- * Null when it is not a usable name (address literals included). `underscore` admits "_" in labels.
+ * The suite's one host and domain name normaliser: the form every check compares. Lower case,
+ * A-labels (IDN), no final dot; null when it is not a usable name (address literals included,
+ * unless `addressLiteral`). See HostnameOptions for what each caller may relax.
  */
-export function normalizeHostname(input: string, underscore = false): string | null {
-  let d = input.trim().toLowerCase();
+export function normalizeHostname(input: string, opts: HostnameOptions & { readonly validate: false }): string;
+export function normalizeHostname(input: string, opts?: HostnameOptions): string | null;
+export function normalizeHostname(input: string, opts: HostnameOptions = {}): string | null {
+  const t = input.trim();
+  if (opts.addressLiteral && t.startsWith('[')) {
+    const ip = t.endsWith(']') ? parseIp(t) : null;
+    return ip ? `[${ip.text}]` : null;
+  }
+  let d = t.toLowerCase();
   if (d.endsWith('.')) d = d.slice(0, -1);
+  if (opts.validate === false) return d;
   if (!d || d.length > 253 || d.startsWith('[')) return null;
   // only IDN needs the (slow) URL machinery
   const ascii = /^[\x21-\x7e]*$/.test(d) ? d : domainToASCII(d);
   if (!ascii) return null;
-  const label = underscore ? /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/ : /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+  const label = opts.underscore ? /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/ : /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
   return ascii.split('.').every((l) => label.test(l)) ? ascii : null;
 }
