@@ -103,15 +103,6 @@ describe('dns resolver', function () {
     assert.deepEqual((await r.query('mail.example.com', 'A')).records, ['192.0.2.10', '192.0.2.11']);
   });
 
-  it('offers a node:dns-style function for mailauth (codes ENOTFOUND, ENODATA, ESERVFAIL, ETIMEOUT)', async () => {
-    const fn = make().nodeStyle();
-    assert.deepEqual(await fn('example.com', 'TXT'), [['v=spf1 -all']]);
-    await assert.rejects(fn('nothing.example.com', 'TXT'), { code: 'ENOTFOUND' });
-    await assert.rejects(fn('mail.example.com', 'TXT'), { code: 'ENODATA' });
-    await assert.rejects(fn('broken.example.com', 'TXT'), { code: 'ESERVFAIL' });
-    await assert.rejects(fn('slow.example.com', 'TXT'), { code: 'ETIMEOUT' });
-  });
-
   it('builds in-addr.arpa and ip6.arpa names', () => {
     assert.equal(reverseName('192.0.2.10'), '10.2.0.192.in-addr.arpa');
     assert.equal(reverseName('::ffff:192.0.2.10'), '10.2.0.192.in-addr.arpa');

@@ -106,22 +106,12 @@ export class Resolver {
   private readonly servers: Server[];
   private readonly now: Clock;
   private next = 0;
-  /** queries sent on the wire (not answered from cache), for tests and the bench */
-  stats = { queries: 0, cacheHits: 0, errors: 0 };
 
   constructor(readonly opts: ResolverOptions) {
     const list = opts.nameservers.length ? opts.nameservers : getServers();
     this.servers = list.map(parseNameserver);
     if (this.servers.length === 0) throw new Error('no nameservers configured and none found in the system configuration');
     this.now = opts.now ?? systemClock;
-  }
-
-  get nameservers(): string[] {
-    return this.servers.map((s) => `${s.host}:${s.port}`);
-  }
-
-  clearCache(): void {
-    this.cache.clear();
   }
 
   /** resolve one name and type; throws DnsError on timeout or server failure */
@@ -132,7 +122,6 @@ export class Resolver {
     if (hit) {
       const t = this.now();
       if (hit.expiresAt > t) {
-        this.stats.cacheHits++;
         // refresh LRU position
         this.cache.delete(key);
         this.cache.set(key, hit);
@@ -159,30 +148,6 @@ export class Resolver {
   /** PTR names of an address */
   reverse(ip: string): Promise<DnsAnswer<'PTR'>> {
     return this.query(reverseName(ip), 'PTR');
-  }
-
-  /**
-   * A resolver function in the shape mailauth (and node:dns users) expect: resolves to the records,
-   * rejects with an Error whose `code` is ENOTFOUND, ENODATA, ETIMEOUT, ESERVFAIL or EREFUSED.
-   * TXT records come back as arrays of character-strings, as from node:dns.
-   */
-  nodeStyle(): (name: string, rrtype: string) => Promise<unknown[]> {
-    return async (name, rrtype) => {
-      const type = rrtype.toUpperCase() as RRType;
-      let ans: DnsAnswer;
-      try {
-        ans = await this.query(name, type);
-      } catch (err) {
-        const code = err instanceof DnsError ? ({ DNS_TIMEOUT: 'ETIMEOUT', DNS_SERVFAIL: 'ESERVFAIL', DNS_REFUSED: 'EREFUSED' } as Record<string, string>)[err.code] ?? 'ESERVFAIL' : 'ESERVFAIL';
-        throw Object.assign(new Error(`${code} ${name}`), { code });
-      }
-      if (ans.status !== 'ok') {
-        const code = ans.status === 'nxdomain' ? 'ENOTFOUND' : 'ENODATA';
-        throw Object.assign(new Error(`${code} ${name}`), { code });
-      }
-      if (type === 'TXT') return (ans.records as string[]).map((r) => [r]);
-      return [...ans.records];
-    };
   }
 
   private store<T extends RRType>(key: string, answer: DnsAnswer<T>): void {
@@ -215,7 +180,6 @@ export class Resolver {
         if (err.code === 'DNS_FORMAT') break;
       }
     }
-    this.stats.errors++;
     throw lastErr ?? new DnsError('DNS_TIMEOUT', qname, type);
   }
 
@@ -243,7 +207,6 @@ export class Resolver {
   }
 
   private exchange(server: Server, qname: string, type: RRType): Promise<Raw> {
-    this.stats.queries++;
     const id = randomInt(0, 65536);
     const query = packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ type, name: qname, class: 'IN' }] });
     return this.udp(server, query, id, qname, type).then((res) => (res.flag_tc ? this.tcp(server, query, id, qname, type) : res));

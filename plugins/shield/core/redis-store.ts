@@ -53,23 +53,6 @@ if held or n < tonumber(ARGV[3]) then
 end
 return {0, n}`);
 
-// KEYS[1] zset; ARGV now_ms, ttl_ms, id
-const LEASE_REFRESH = new Script(`
-local now = tonumber(ARGV[1])
-local s = redis.call('ZSCORE', KEYS[1], ARGV[3])
-if not s or tonumber(s) <= now then
-  redis.call('ZREM', KEYS[1], ARGV[3])
-  return 0
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 1`);
-
-// KEYS[1] zset; ARGV now_ms
-const LEASE_COUNT = new Script(`
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return redis.call('ZCARD', KEYS[1])`);
-
 // KEYS: lease keys (ARGV[4] of them), then rate keys.
 // ARGV: now_ms, id, lease_ttl_ms, n_leases, max per lease key..., then limit, window_ms per rate key...
 // All or nothing: checks every limit first, then takes the leases and one event of each rate (GCRA).
@@ -133,17 +116,6 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1`);
 
 // ARGV member, now_ms
-const SET_GET = new Script(`
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not s then return false end
-if tonumber(s) <= tonumber(ARGV[2]) then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  return false
-end
-return redis.call('HGET', KEYS[2], ARGV[1])`);
-
-// ARGV member, now_ms
 const SET_DELETE = new Script(`
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -194,18 +166,6 @@ export class RedisStore implements Store {
     return { granted: Number(r[0]) === 1, count: Number(r[1]) };
   }
 
-  async leaseRefresh(key: string, id: string, ttlSec: number): Promise<boolean> {
-    return Number(await LEASE_REFRESH.run(this.client, [this.k(key)], [this.now(), Math.round(ttlSec * 1000), id])) === 1;
-  }
-
-  async leaseRelease(key: string, id: string): Promise<void> {
-    await this.client.sendCommand(['ZREM', this.k(key), id]);
-  }
-
-  async leaseCount(key: string): Promise<number> {
-    return Number(await LEASE_COUNT.run(this.client, [this.k(key)], [this.now()]));
-  }
-
   async admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
     const keys = [...leases.map((l) => this.k(l.key)), ...rates.map((r) => this.k(r.key))];
     if (keys.length === 0) return { admitted: true, refused: null, retryAfterMs: 0 };
@@ -233,11 +193,6 @@ export class RedisStore implements Store {
     await SET_PUT.run(this.client, this.setKeys(key), [member, value, exp]);
   }
 
-  async setGet(key: string, member: string): Promise<string | null> {
-    const v = await SET_GET.run(this.client, this.setKeys(key), [member, this.now()]);
-    return v === null || v === undefined ? null : String(v);
-  }
-
   async setDelete(key: string, member: string): Promise<boolean> {
     return Number(await SET_DELETE.run(this.client, this.setKeys(key), [member, this.now()])) === 1;
   }
@@ -250,21 +205,6 @@ export class RedisStore implements Store {
       out.push({ member: String(flat[i]), value: String(flat[i + 1]), expiresAt: score >= NEVER ? null : score });
     }
     return out;
-  }
-
-  async cacheGet(key: string): Promise<string | null> {
-    const v = await this.client.sendCommand(['GET', this.k(key)]);
-    return v === null || v === undefined ? null : String(v);
-  }
-
-  async cacheSet(key: string, value: string, ttlSec: number): Promise<void> {
-    const ms = Math.round(ttlSec * 1000);
-    if (ms <= 0) return;
-    await this.client.sendCommand(['SET', this.k(key), value, 'PX', String(ms)]);
-  }
-
-  async cacheDelete(key: string): Promise<void> {
-    await this.client.sendCommand(['DEL', this.k(key)]);
   }
 
   async cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {

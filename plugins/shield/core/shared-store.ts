@@ -181,15 +181,6 @@ export class ResilientStore implements Store {
   leaseAcquire(key: string, id: string, ttlSec: number, max: number): Promise<LeaseResult> {
     return this.run((s) => s.leaseAcquire(key, id, ttlSec, max));
   }
-  leaseRefresh(key: string, id: string, ttlSec: number): Promise<boolean> {
-    return this.run((s) => s.leaseRefresh(key, id, ttlSec));
-  }
-  leaseRelease(key: string, id: string): Promise<void> {
-    return this.run((s) => s.leaseRelease(key, id));
-  }
-  leaseCount(key: string): Promise<number> {
-    return this.run((s) => s.leaseCount(key));
-  }
   admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
     return this.run((s) => s.admit(id, leases, leaseTtlSec, rates));
   }
@@ -202,23 +193,11 @@ export class ResilientStore implements Store {
   setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
     return this.run((s) => s.setPut(key, member, value, ttlSec));
   }
-  setGet(key: string, member: string): Promise<string | null> {
-    return this.run((s) => s.setGet(key, member));
-  }
   setDelete(key: string, member: string): Promise<boolean> {
     return this.run((s) => s.setDelete(key, member));
   }
   setEntries(key: string): Promise<SetEntry[]> {
     return this.run((s) => s.setEntries(key));
-  }
-  cacheGet(key: string): Promise<string | null> {
-    return this.run((s) => s.cacheGet(key));
-  }
-  cacheSet(key: string, value: string, ttlSec: number): Promise<void> {
-    return this.run((s) => s.cacheSet(key, value, ttlSec));
-  }
-  cacheDelete(key: string): Promise<void> {
-    return this.run((s) => s.cacheDelete(key));
   }
   cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {
     return this.run((s) => s.cacheGetMany(keys));

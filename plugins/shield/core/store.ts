@@ -67,10 +67,6 @@ export interface Store {
   getCount(key: string): Promise<number>;
   /** hold lease `id` in `key` if fewer than `max` live leases exist (or `id` already holds one); atomic */
   leaseAcquire(key: string, id: string, ttlSec: number, max: number): Promise<LeaseResult>;
-  /** extend a held lease; false when it had expired or never existed */
-  leaseRefresh(key: string, id: string, ttlSec: number): Promise<boolean>;
-  leaseRelease(key: string, id: string): Promise<void>;
-  leaseCount(key: string): Promise<number>;
   /**
    * All or nothing, atomically: take lease `id` in every lease key (if each has room or already
    * holds it) and one event of every rate; when any limit refuses, nothing changes.
@@ -81,18 +77,14 @@ export interface Store {
   leaseReleaseMany(keys: readonly string[], id: string): Promise<void>;
   /** put a member with a value (e.g. JSON of reason and source) and an optional TTL */
   setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void>;
-  /** the member's value, or null when absent or expired */
-  setGet(key: string, member: string): Promise<string | null>;
+  /** remove a member; true when it was there and live */
   setDelete(key: string, member: string): Promise<boolean>;
   /** every live member */
   setEntries(key: string): Promise<SetEntry[]>;
-  cacheGet(key: string): Promise<string | null>;
-  cacheSet(key: string, value: string, ttlSec: number): Promise<void>;
-  /** several cache reads in one round trip */
+  /** the cached values of `keys` (null when absent or expired), in one round trip */
   cacheGetMany(keys: readonly string[]): Promise<Array<string | null>>;
-  /** several cache writes in one round trip */
+  /** cache writes, each with its TTL (0 = not written), in one round trip */
   cacheSetMany(entries: ReadonlyArray<{ key: string; value: string; ttlSec: number }>): Promise<void>;
-  cacheDelete(key: string): Promise<void>;
 }
 
 interface Expiring<T> {
@@ -180,21 +172,6 @@ export class MemoryStore implements Store {
     return { granted: false, count: m.size };
   }
 
-  async leaseRefresh(key: string, id: string, ttlSec: number): Promise<boolean> {
-    const m = this.liveLeases(key);
-    if (!m.has(id)) return false;
-    m.set(id, this.now() + ttlSec * 1000);
-    return true;
-  }
-
-  async leaseRelease(key: string, id: string): Promise<void> {
-    this.leases.get(key)?.delete(id);
-  }
-
-  async leaseCount(key: string): Promise<number> {
-    return this.liveLeases(key).size;
-  }
-
   async admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
     const now = this.now();
     for (let i = 0; i < leases.length; i++) {
@@ -232,21 +209,11 @@ export class MemoryStore implements Store {
     m.set(member, { value, expiresAt: ttlSec === null ? null : this.now() + ttlSec * 1000 });
   }
 
-  async setGet(key: string, member: string): Promise<string | null> {
+  async setDelete(key: string, member: string): Promise<boolean> {
     const m = this.sets.get(key);
     const e = m?.get(member);
-    if (!e) return null;
-    if (e.expiresAt !== null && e.expiresAt <= this.now()) {
-      m?.delete(member);
-      return null;
-    }
-    return e.value;
-  }
-
-  async setDelete(key: string, member: string): Promise<boolean> {
-    const live = (await this.setGet(key, member)) !== null;
-    this.sets.get(key)?.delete(member);
-    return live;
+    m?.delete(member);
+    return e !== undefined && (e.expiresAt === null || e.expiresAt > this.now());
   }
 
   async setEntries(key: string): Promise<SetEntry[]> {
@@ -261,24 +228,12 @@ export class MemoryStore implements Store {
     return out;
   }
 
-  async cacheGet(key: string): Promise<string | null> {
-    return this.live(this.cache, key)?.value ?? null;
-  }
-
-  async cacheSet(key: string, value: string, ttlSec: number): Promise<void> {
-    if (ttlSec <= 0) return;
-    this.cache.set(key, { value, expiresAt: this.now() + ttlSec * 1000 });
-  }
-
-  async cacheDelete(key: string): Promise<void> {
-    this.cache.delete(key);
-  }
-
   async cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {
     return keys.map((k) => this.live(this.cache, k)?.value ?? null);
   }
 
   async cacheSetMany(entries: ReadonlyArray<{ key: string; value: string; ttlSec: number }>): Promise<void> {
-    for (const e of entries) await this.cacheSet(e.key, e.value, e.ttlSec);
+    const t = this.now();
+    for (const e of entries) if (e.ttlSec > 0) this.cache.set(e.key, { value: e.value, expiresAt: t + e.ttlSec * 1000 });
   }
 }
