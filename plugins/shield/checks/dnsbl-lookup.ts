@@ -62,7 +62,7 @@ export interface LookupDeps {
 }
 
 /** the cache key of one answer: the zone and the item only, never the DQS key */
-export function cacheKey(l: Lookup): string {
+function cacheKey(l: Lookup): string {
   return `dnsbl:a:${l.zone.zone}:${l.item}`;
 }
 

@@ -179,7 +179,7 @@ export function describeListings(listings: readonly ZoneResult[]): string {
 }
 
 /** who is listed, as a reply names it: the IP itself, or which name of the client */
-export function identityText(r: ZoneResult, ip: string): string {
+function identityText(r: ZoneResult, ip: string): string {
   if (r.identity === 'ip') return ip;
   if (r.identity === 'helo') return `the HELO name ${r.item}`;
   if (r.identity === 'rdns') return `the host name ${r.item}`;

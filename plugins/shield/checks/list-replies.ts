@@ -14,7 +14,7 @@ export interface RefusalOptions {
 }
 
 /** the refusal text for a client, sender or recipient block */
-export function refusalText(opts: RefusalOptions, what: string, entry: ListEntry | undefined): string {
+function refusalText(opts: RefusalOptions, what: string, entry: ListEntry | undefined): string {
   let text = `${what} is on this server's local blocklist`;
   if (opts.show_reason && entry?.reason) text += ` (${safeText(entry.reason)})`;
   if (opts.contact) text += `; ${safeText(opts.contact)}`;
