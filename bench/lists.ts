@@ -5,8 +5,8 @@
  * Prints build time, heap used by the index, and the time per lookup (IP hits and misses, names
  * with a few labels, hits and misses), and the cost of a full reload from Redis at that size.
  */
-import { EntryIndex, Lists, checkHelo } from '../plugins/shield/checks/lists';
-import { SharedLists, parseEntryValue, type ListEntry } from '../plugins/shield/core/lists';
+import { EntryIndex, Lists, checkHelo } from '../plugins/shield/checks/list-match';
+import { SharedLists, parseEntryValue, type ListEntry } from '../plugins/shield/core/list-entries';
 import { parseIp } from '../plugins/shield/core/net';
 import { RedisStore } from '../plugins/shield/core/redis-store';
 import { createRedisClient } from '../plugins/shield/core/shared-store';

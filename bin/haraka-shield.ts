@@ -8,13 +8,13 @@
  *   haraka-shield config [PLUGIN]
  *       print every config key with its type, default and documentation.
  *   haraka-shield block|allow add|remove|list|test ...
- *       manage the shared block and allow entries (see LISTS_USAGE in lists.ts).
+ *       manage the shared block and allow entries (see LISTS_USAGE in list-commands.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { describeSchema } from '../plugins/shield/core/config';
 import { SUITE_SCHEMA } from '../plugins/shield/core/suite';
-import { CliError, LISTS_USAGE, listsCommand } from './lists';
+import { CliError, LISTS_USAGE, listsCommand } from './list-commands';
 
 const PKG_ROOT = path.resolve(__dirname, '..');
 

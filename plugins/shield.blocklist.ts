@@ -8,12 +8,12 @@
  */
 import { errorMessage } from './shield/core/errors';
 import { ConfigHandle } from './shield/core/config';
-import { VERSION_KEY, SharedLists, readListFiles } from './shield/core/lists';
+import { VERSION_KEY, SharedLists, readListFiles } from './shield/core/list-entries';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { reply, type Reply } from './shield/core/policy';
-import { setupShield, type Shield } from './shield/core/suite';
+import { setupShield, type PluginHandle } from './shield/core/suite';
 import { BLOCKLIST_SCHEMA } from './shield/checks/blocklist-config';
-import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type ClientVerdict } from './shield/checks/lists';
+import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type ClientVerdict } from './shield/checks/list-match';
 import { addressEvidence, addressReplies, clientEvidence, clientReplies } from './shield/checks/list-replies';
 
 /** for `haraka-shield config` */
@@ -29,7 +29,7 @@ interface ClientState {
 const STATE = 'blocklist';
 
 interface BlocklistPlugin extends HarakaPlugin {
-  shield: Shield;
+  shield: PluginHandle;
   cfg: ConfigHandle<typeof BLOCKLIST_SCHEMA>;
   files: EntryIndex;
   /** entries from Redis (the fleet's), kept through a Redis outage */

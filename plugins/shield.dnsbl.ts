@@ -11,7 +11,7 @@ import { errorMessage } from './shield/core/errors';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
-import { setupShield, type Shield } from './shield/core/suite';
+import { setupShield, type PluginHandle } from './shield/core/suite';
 import { listedZones, listingText, score, type ZoneResult } from './shield/checks/dnsbl';
 import { DNSBL_FILE, parseDnsblConfig, type DnsblConfig } from './shield/checks/dnsbl-config';
 import { ZoneHealth } from './shield/checks/dnsbl-health';
@@ -37,7 +37,7 @@ const STATE = 'dnsbl';
 const newConnState = (): ConnState => ({ skip: null, pending: [], helo: false, recordedErrors: new Set() });
 
 interface DnsblPlugin extends HarakaPlugin {
-  shield: Shield;
+  shield: PluginHandle;
   cfg: DnsblConfig;
   lookups: ZoneLookups;
   health: ZoneHealth;

@@ -10,13 +10,12 @@
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { f, ConfigHandle } from './shield/core/config';
+import { f, ConfigHandle, parseLines } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
-import { parseLines } from './shield/core/lists';
 import { normalizeHostname } from './shield/core/net';
 import type { Reply } from './shield/core/policy';
 import type { Evidence } from './shield/core/results';
-import { setupShield, type Shield } from './shield/core/suite';
+import { setupShield, type PluginHandle } from './shield/core/suite';
 import {
   Overrides,
   clientSubject,
@@ -77,7 +76,7 @@ interface ConnState {
 const STATE = 'limit';
 
 interface LimitPlugin extends HarakaPlugin {
-  shield: Shield;
+  shield: PluginHandle;
   cfg: ConfigHandle<typeof SCHEMA>;
   overrides: Overrides;
   /** connections open on this node that count against conc_node */

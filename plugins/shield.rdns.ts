@@ -6,13 +6,12 @@
  * session. The verdict is taken once, at MAIL or RCPT (enforce_at), after the exemptions that are
  * only known by then (AUTH), from the first HELO of the connection: a second HELO changes nothing.
  */
-import { f, ConfigHandle } from './shield/core/config';
+import { f, ConfigHandle, parseLines } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname, parseIp, type ParsedIp } from './shield/core/net';
-import { parseLines } from './shield/core/lists';
 import { ACTIONS, reply, type Action, type Reply } from './shield/core/policy';
 import type { Evidence } from './shield/core/results';
-import { setupShield, type Shield } from './shield/core/suite';
+import { setupShield, type PluginHandle } from './shield/core/suite';
 import {
   DEFAULT_GENERIC_PATTERNS,
   compilePattern,
@@ -109,7 +108,7 @@ interface RdnsState {
 }
 
 interface RdnsPlugin extends HarakaPlugin {
-  shield: Shield;
+  shield: PluginHandle;
   cfg: ConfigHandle<typeof SCHEMA>;
   patterns: RegExp[];
   ourNames: Set<string>;

@@ -6,12 +6,11 @@
  * plugin can accept), rcpt at priority 100 (accepts local recipients that no other plugin refused).
  */
 import { errorMessage } from './shield/core/errors';
-import { f, ConfigHandle, type SchemaOf } from './shield/core/config';
+import { f, ConfigHandle, parseLines, type SchemaOf } from './shield/core/config';
 import type { HarakaAddress, HarakaPlugin } from './shield/core/haraka';
-import { parseLines } from './shield/core/lists';
 import { IpSet, cidrItem, normalizeHostname } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
-import { setupShield, type Shield } from './shield/core/suite';
+import { setupShield, type PluginHandle } from './shield/core/suite';
 import { ACCEPTED_DOMAIN, checkRelay, isLocalDomain, type RelayEvidence, type RelayPolicy } from './shield/checks/relay';
 
 export const SCHEMA = {
@@ -35,7 +34,7 @@ type RelayConfig = SchemaOf<typeof SCHEMA>;
 type RcptParams = [HarakaAddress, Record<string, string | null>];
 
 interface RelayPlugin extends HarakaPlugin {
-  shield: Shield;
+  shield: PluginHandle;
   cfg: ConfigHandle<typeof SCHEMA>;
   policy: RelayPolicy;
 }

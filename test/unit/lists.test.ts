@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { EntryIndex, Lists, checkAddress, checkClient, checkHelo } from '../../plugins/shield/checks/lists';
+import { EntryIndex, Lists, checkAddress, checkClient, checkHelo } from '../../plugins/shield/checks/list-match';
 import {
   SharedLists,
   decodeEntry,
@@ -11,7 +11,7 @@ import {
   type EntryKind,
   type ListEntry,
   type ListName,
-} from '../../plugins/shield/core/lists';
+} from '../../plugins/shield/core/list-entries';
 import { parseIp } from '../../plugins/shield/core/net';
 import { MemoryStore } from '../../plugins/shield/core/store';
 

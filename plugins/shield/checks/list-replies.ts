@@ -2,10 +2,10 @@
  * What a block or allow verdict becomes: its evidence and the SMTP replies, for shield.blocklist and
  * for `haraka-shield block test` (which shows the reply a client would get). Pure.
  */
-import { safeText, type ListEntry } from '../core/lists';
+import { safeText, type ListEntry } from '../core/list-entries';
 import { reply, type Reply } from '../core/policy';
 import type { Evidence } from '../core/results';
-import type { AddressVerdict, ClientVerdict } from './lists';
+import type { AddressVerdict, ClientVerdict } from './list-match';
 
 /** the [main] keys of shield.blocklist.ini that shape a refusal */
 export interface RefusalOptions {

@@ -228,6 +228,24 @@ export function describeSchema(schema: Schema): Array<{ section: string; key: st
 }
 
 /**
+ * The items of a one-entry-per-line file: # starts a comment, blank lines are skipped, and a line
+ * that `item` rejects goes to `onBad` with its 1-based number instead of taking the list down.
+ */
+export function parseLines<T>(lines: readonly string[], item: (text: string, lineNo: number) => T, onBad: (lineNo: number, message: string) => void): T[] {
+  const out: T[] = [];
+  lines.forEach((line, i) => {
+    const text = line.replace(/#.*$/, '').trim();
+    if (!text) return;
+    try {
+      out.push(item(text, i + 1));
+    } catch (err) {
+      onBad(i + 1, errorMessage(err));
+    }
+  });
+  return out;
+}
+
+/**
  * A config file loaded through Haraka's loader, parsed with a schema. `current` is always a good
  * config: the first load throws on a bad file (Haraka refuses to start, loudly); a later bad edit is
  * logged with file, section and key, and the last good config stays in force.

@@ -8,7 +8,7 @@ import { Resolver, parseNameserver } from './dns';
 import type { ShieldError } from './errors';
 import type { HarakaConnection, HarakaPlugin, Next } from './haraka';
 import { wrapHook, type HookOutcome } from './hook';
-import { SharedLists } from './lists';
+import { SharedLists } from './list-entries';
 import { decide, reply, toDsn, type Decision, type Mode, type OutcomeActions, type Reply } from './policy';
 import { record, summarize, type Evidence } from './results';
 import { existingSession, isExemptRecipient, openSession, sessionOf, type Session } from './session';
@@ -142,8 +142,11 @@ export async function resetSuite(): Promise<void> {
   suite = null;
 }
 
-/** What each shield plugin gets from `setupShield`. */
-export interface Shield {
+/**
+ * What each shield plugin gets from `setupShield` (its `this.shield`): its handle on the process-wide
+ * Suite, its connections' Sessions, and the suite's record, decide and hook helpers under its name.
+ */
+export interface PluginHandle {
   readonly suite: Suite;
   readonly check: string;
   /** the connection's Session */
@@ -167,9 +170,9 @@ export interface Shield {
  * init hooks that connect the store, the suite's lookup_rdns (once per process) and the summary
  * line at disconnect (once per connection, by whichever shield plugin gets there first).
  */
-export function setupShield(plugin: HarakaPlugin, check: string): Shield {
+export function setupShield(plugin: HarakaPlugin, check: string): PluginHandle {
   const s = getSuite(plugin);
-  const shield: Shield = {
+  const shield: PluginHandle = {
     suite: s,
     check,
     session: sessionOf,
@@ -279,7 +282,7 @@ function topFindings(session: Session, n = 3): string {
  * X-Shield header sums them up. Hard actions (relay denial, a block entry, a limit) stay with the
  * plugins and happen earlier; evidence that is `err` never has a score.
  */
-function registerDecisionStep(plugin: HarakaPlugin, s: Suite, shield: Shield): void {
+function registerDecisionStep(plugin: HarakaPlugin, s: Suite, shield: PluginHandle): void {
   const verdict = (conn: HarakaConnection, stage: 'connect' | 'mail' | 'rcpt' | 'data'): Reply | null => {
     const session = sessionOf(conn);
     const p = s.config.current.policy;

@@ -9,7 +9,7 @@
  *   blocklist:version   a counter bumped (by a random step) by every change, so nodes reload only
  *                       when something changed
  */
-import { errorMessage } from './errors';
+import { parseLines } from './config';
 import { randomInt } from 'node:crypto';
 import { normalizeHostname, parseCidr, parseIp } from './net';
 import type { HarakaConfig } from './haraka';
@@ -99,24 +99,6 @@ export function parseEntryValue(text: string, kind?: EntryKind): { kind: EntryKi
 }
 
 const KIND_PREFIX = /^(ip|domain|sender|rcpt):(?!:)/;
-
-/**
- * The items of a one-entry-per-line file: # starts a comment, blank lines are skipped, and a line
- * that `item` rejects goes to `onBad` with its 1-based number instead of taking the list down.
- */
-export function parseLines<T>(lines: readonly string[], item: (text: string, lineNo: number) => T, onBad: (lineNo: number, message: string) => void): T[] {
-  const out: T[] = [];
-  lines.forEach((line, i) => {
-    const text = line.replace(/#.*$/, '').trim();
-    if (!text) return;
-    try {
-      out.push(item(text, i + 1));
-    } catch (err) {
-      onBad(i + 1, errorMessage(err));
-    }
-  });
-  return out;
-}
 
 /** One list line without its comment: `[kind:]entry [reason text]`. */
 export function parseListLine(text: string): { kind: EntryKind; value: string; reason: string } {

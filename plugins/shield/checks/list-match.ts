@@ -17,8 +17,8 @@
  *     (envelope addresses are forged at will).
  */
 import { IpSet, normalizeHostname, parseIp, type ParsedIp } from '../core/net';
-import type { EntryKind, ListEntry, ListName } from '../core/lists';
-import { normalizeAddress } from '../core/lists';
+import type { EntryKind, ListEntry, ListName } from '../core/list-entries';
+import { normalizeAddress } from '../core/list-entries';
 
 export interface Match {
   readonly entry: ListEntry;

@@ -9,13 +9,13 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigHandle, parseDuration, type SchemaOf } from '../plugins/shield/core/config';
 import type { HarakaConfig } from '../plugins/shield/core/haraka';
-import { ENTRY_KINDS, SharedLists, parseEntryValue, readListFiles, type EntryKind, type ListEntry, type ListName } from '../plugins/shield/core/lists';
+import { ENTRY_KINDS, SharedLists, parseEntryValue, readListFiles, type EntryKind, type ListEntry, type ListName } from '../plugins/shield/core/list-entries';
 import { parseIp } from '../plugins/shield/core/net';
 import { formatReply } from '../plugins/shield/core/policy';
 import { RedisStore } from '../plugins/shield/core/redis-store';
 import { createRedisClient, describeEndpoint, redisEndpointFromIni, withTimeout, type RedisClient } from '../plugins/shield/core/shared-store';
 import { SUITE_SCHEMA } from '../plugins/shield/core/suite';
-import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type ClientVerdict } from '../plugins/shield/checks/lists';
+import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type ClientVerdict } from '../plugins/shield/checks/list-match';
 import { BLOCKLIST_SCHEMA } from '../plugins/shield/checks/blocklist-config';
 import { addressReplies, clientReplies } from '../plugins/shield/checks/list-replies';
 
