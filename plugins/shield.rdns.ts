@@ -6,7 +6,7 @@
  * session. The verdict is taken once, at MAIL or RCPT (enforce_at), after the exemptions that are
  * only known by then (AUTH), from the first HELO of the connection: a second HELO changes nothing.
  */
-import { f, ConfigHandle, parseLines } from './shield/core/config';
+import { f, ConfigHandle } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname, parseIp, type ParsedIp } from './shield/core/net';
 import { ACTIONS, reply, type Action, type Reply } from './shield/core/policy';
@@ -57,7 +57,7 @@ export const SCHEMA = {
       if (!ip) throw new Error(`"${s}" is not an IP address`);
       return ip.text;
     }),
-    use_relay_domains: f.bool(true, 'the local domains of shield.relay count as our names'),
+    use_relay_domains: f.bool(true, 'the local domains shield.relay publishes (when it is loaded; its reloads apply at once) count as our names'),
   },
   actions: {
     no_ptr: action('reject', 'the client address has no PTR record (550 5.7.25; large mailbox providers refuse these too)'),
@@ -120,23 +120,17 @@ function stateOf(plugin: RdnsPlugin, conn: HarakaConnection): RdnsState | null {
   return plugin.shield.session(conn).peek<RdnsState>(STATE) ?? null;
 }
 
-/** local domains of shield.relay (its ini and its domains file), read the way shield.relay reads them */
-function relayDomains(plugin: RdnsPlugin): string[] {
-  const ini = (plugin.config.get('shield.relay.ini', 'ini') ?? {}) as { main?: { domains?: unknown; domains_file?: unknown } };
-  const list = String(ini.main?.domains ?? '')
-    .split(/[\s,]+/)
-    .filter(Boolean);
-  const file = typeof ini.main?.domains_file === 'string' ? ini.main.domains_file : 'shield.relay.domains';
-  const lines = (plugin.config.get(file, 'data') as string[] | null) ?? [];
-  // compared the way shield.relay compares them (lower case, A-labels, no underscore); literals are not names
-  return [...list, ...parseLines(lines, (t) => t, () => undefined)].map((d) => normalizeHostname(d)).filter((d): d is string => d !== null);
-}
-
 function rebuild(plugin: RdnsPlugin): void {
   const m = plugin.cfg.current.main;
   plugin.patterns = m.generic_patterns.map(compilePattern);
   const me = String(plugin.config.get('me') ?? '').trim();
-  plugin.ourNames = new Set([...(me ? [normalizeHostname(me, { underscore: true })] : []), ...m.our_names, ...(m.use_relay_domains ? relayDomains(plugin) : [])].filter((n): n is string => !!n));
+  plugin.ourNames = new Set([...(me ? [normalizeHostname(me, { underscore: true })] : []), ...m.our_names].filter((n): n is string => !!n));
+}
+
+/** our host names, and shield.relay's local domains as it publishes them (read now: a relay reload applies) */
+function isOurName(plugin: RdnsPlugin, name: string): boolean {
+  if (plugin.ourNames.has(name)) return true;
+  return plugin.cfg.current.main.use_relay_domains && (plugin.shield.suite.localDomains?.names.has(name) ?? false);
 }
 
 function ptrOf(plugin: RdnsPlugin, conn: HarakaConnection): Promise<PtrResult> {
@@ -168,7 +162,7 @@ async function verdict(plugin: RdnsPlugin, conn: HarakaConnection, st: RdnsState
   }
   if (st.helo !== null) {
     const local = plugin.shield.session(conn).identity.localIp;
-    evidence.push(...heloStaticEvidence(st.helo, { ip: st.ip, ourNames: plugin.ourNames, ourIps: new Set([parseIp(local)?.text ?? '', ...m.our_ips]) }));
+    evidence.push(...heloStaticEvidence(st.helo, { ip: st.ip, ourName: (n) => isOurName(plugin, n), ourIps: new Set([parseIp(local)?.text ?? '', ...m.our_ips]) }));
     const hm = st.heloMatch ? await st.heloMatch : null;
     if (hm) evidence.push(hm);
   }

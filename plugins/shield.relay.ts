@@ -89,10 +89,16 @@ export function register(this: RelayPlugin): void {
   this.cfg = new ConfigHandle(this, 'shield.relay.ini', SCHEMA);
   this.policy = buildPolicy(this, this.cfg.current);
   this.cfg.onChange(() => rebuild(this));
-  // published for the suite: which recipients are ours (postmaster@ exemptions of every check)
-  this.shield.suite.localDomain = (domain) => {
-    const d = normalizeHostname(domain, ACCEPTED_DOMAIN);
-    return d !== null && isLocalDomain(d, this.policy);
+  // published for the suite: which domains are ours (postmaster@ exemptions, HELO impersonation)
+  const policy = (): RelayPolicy => this.policy;
+  this.shield.suite.localDomains = {
+    isLocal: (domain) => {
+      const d = normalizeHostname(domain, ACCEPTED_DOMAIN);
+      return d !== null && isLocalDomain(d, policy());
+    },
+    get names() {
+      return policy().domains;
+    },
   };
 
   // a relay client is decided by the session's pinned address, never by a later announcement

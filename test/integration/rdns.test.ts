@@ -3,7 +3,9 @@
  * addresses with the PROXY protocol.
  */
 import assert from 'node:assert/strict';
-import { useHaraka } from '../helpers/env';
+import fs from 'node:fs';
+import path from 'node:path';
+import { until, useHaraka } from '../helpers/env';
 import { SmtpClient, assertReply, nextSource, session } from '../helpers/smtp';
 
 const PLUGINS = ['test.auth', 'shield.relay', 'shield.rdns', 'test.capture', 'queue/discard'];
@@ -100,6 +102,22 @@ describe('shield.rdns (integration)', function () {
       assert.match(r.rcpts[0]!.text, pattern);
     });
   }
+
+  it('a local domain added to shield.relay while it runs is our name at once (published by shield.relay, not re-read)', async () => {
+    const helo = 'newly-ours.example.org';
+    const first = await session({ ...conn('198.18.11.1'), helo, from: 'a@example.org', rcpts: ['b@example.com'] });
+    assert.equal(first.rcpts[0]?.code, 250, 'not ours yet: only a HELO mismatch (tag)');
+    fs.writeFileSync(path.join(env.haraka.dir, 'config', 'shield.relay.domains'), 'newly-ours.example.org\n');
+    await until(
+      'shield.relay to reload its domains',
+      async () => (await session({ ...conn('198.18.11.1'), helo, from: 'a@example.org', rcpts: ['b@example.com'] })).rcpts[0]?.code === 550,
+      15000,
+      500,
+    );
+    const r = await session({ ...conn('198.18.11.1'), helo, from: 'a@example.org', rcpts: ['b@example.com'] });
+    assertReply(r.rcpts[0], 550, '5.7.1', 'HELO with a domain that became ours');
+    assert.match(r.rcpts[0]!.text, /is this server's own name or address/);
+  });
 
   it('accepts the client\'s own address literal', async () => {
     const r = await session({ ...conn('198.18.11.1'), helo: '[198.18.11.1]', from: 'a@example.org', rcpts: ['b@example.com'] });

@@ -148,7 +148,8 @@ describe('rdns: HELO', () => {
     }
   });
 
-  const ctx = { ip: ip('198.51.100.7'), ourNames: new Set(['mx.example.com', 'example.com']), ourIps: new Set(['198.18.255.25']) };
+  const ours = new Set(['mx.example.com', 'example.com']);
+  const ctx = { ip: ip('198.51.100.7'), ourName: (n: string) => ours.has(n), ourIps: new Set(['198.18.255.25']) };
   const summary = (evs: { check: string; outcome: string; reason: string }[]) => evs.map((e) => `${e.check}=${e.outcome}:${e.reason}`);
 
   it('literal must be the client address; our own name or address is impersonation', () => {

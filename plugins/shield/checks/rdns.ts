@@ -139,8 +139,8 @@ export function heloForm(helo: string): HeloForm {
 
 export interface HeloContext {
   readonly ip: ParsedIp;
-  /** our host names and local domains, normalised */
-  readonly ourNames: ReadonlySet<string>;
+  /** is this normalised name one of our host names or local domains? */
+  ourName(name: string): boolean;
   /** our addresses, canonical text */
   readonly ourIps: ReadonlySet<string>;
 }
@@ -156,7 +156,7 @@ export function heloStaticEvidence(helo: string, ctx: HeloContext): Evidence[] {
     else out.push({ check: 'helo.literal', outcome: f.ip.text === ctx.ip.text ? 'pass' : 'fail', reason: f.ip.text === ctx.ip.text ? 'matches_client' : 'literal_mismatch', data });
     return out;
   }
-  if (ctx.ourNames.has(f.name)) out.push({ check: 'helo.impersonation', outcome: 'fail', reason: 'our_name', data });
+  if (ctx.ourName(f.name)) out.push({ check: 'helo.impersonation', outcome: 'fail', reason: 'our_name', data });
   return out;
 }
 

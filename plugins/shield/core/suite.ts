@@ -56,8 +56,12 @@ export class Suite {
   readonly store: ResilientStore;
   /** the store-held block and allow entries (blockTemporarily for every plugin) */
   readonly lists: SharedLists;
-  /** is this one of our domains? published by shield.relay; null while it is not loaded */
-  localDomain: ((domain: string) => boolean) | null = null;
+  /**
+   * Our domains, published by shield.relay (and again on each of its reloads); null while it is not
+   * loaded. `isLocal` answers as relay control does (subdomains with accept_subdomains); `names` are
+   * the domains as configured, normalised.
+   */
+  localDomains: { isLocal(domain: string): boolean; readonly names: ReadonlySet<string> } | null = null;
   private resolverInstance: Resolver | null = null;
   private started = false;
   private readonly roles = new Map<string, string>();
@@ -113,8 +117,8 @@ export class Suite {
    * abuse@ (shield.ini exempt_rcpts) of our domains; of any domain while shield.relay is not loaded.
    */
   exemptRecipient(rcpt: HarakaAddress | null | undefined): boolean {
-    const local = this.localDomain;
-    return isExemptRecipient(rcpt, this.config.current.main.exempt_rcpts, (d) => (local ? local(d) : true));
+    const local = this.localDomains;
+    return isExemptRecipient(rcpt, this.config.current.main.exempt_rcpts, (d) => (local ? local.isLocal(d) : true));
   }
 
   /** this plugin takes a suite-wide role (lookup_rdns, the decision step) if no other shield plugin has */
