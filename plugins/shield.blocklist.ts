@@ -123,8 +123,13 @@ function ptrNames(plugin: BlocklistPlugin, conn: HarakaConnection): string[] {
   return h && !/^(NXDOMAIN|DNSERROR|localhost)$/i.test(h) ? [h] : [];
 }
 
+/**
+ * A block is rejected; a block that stands only because its allow entry could not be confirmed (a
+ * DNS fault, evidence `err`) is a block too, and the suite's decision turns an `err` that policy
+ * would reject into a defer: that guard, not this plugin, keeps a DNS fault from becoming a 5xx.
+ */
 function clientReply(plugin: BlocklistPlugin, conn: HarakaConnection, v: ClientVerdict, stage: 'connect' | 'helo' | 'rcpt'): Reply | null {
-  return plugin.shield.decide(conn, clientEvidence(v), { fail: 'reject', err: 'defer' }, clientReplies(plugin.cfg.current.main, v, stage)).reply;
+  return plugin.shield.decide(conn, clientEvidence(v), { fail: 'reject', err: 'reject' }, clientReplies(plugin.cfg.current.main, v, stage)).reply;
 }
 
 /** sender or recipient entries: 550 5.7.1 for a block, nothing otherwise */
