@@ -29,6 +29,8 @@ export interface HarakaTransaction {
   notes: HarakaNotes;
   results: HarakaResults;
   add_header(key: string, value: string): void;
+  add_leading_header(key: string, value: string): void;
+  remove_header(key: string): void;
 }
 
 export interface HarakaConnection {

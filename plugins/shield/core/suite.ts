@@ -9,7 +9,7 @@ import type { ShieldError } from './errors';
 import type { HarakaConnection, HarakaPlugin, Next } from './haraka';
 import { wrapHook, type HookOutcome } from './hook';
 import { SharedLists } from './list-entries';
-import { decide, reply, toDsn, type Decision, type Mode, type OutcomeActions, type Reply } from './policy';
+import { decide, formatReply, reply, toDsn, type Decision, type Mode, type OutcomeActions, type Reply } from './policy';
 import { record, summarize, type Evidence } from './results';
 import { existingSession, isExemptRecipient, openSession, sessionOf, type Session } from './session';
 import type { HarakaAddress } from './haraka';
@@ -43,7 +43,7 @@ export const SUITE_SCHEMA = {
   policy: {
     reject_score: f.num(6, 'refuse (550 5.7.1, naming the findings that weighed most) once the scores of the soft findings add up to this; 0 = never. The default scores alone cannot reach 6', { min: 0 }),
     defer_score: f.num(0, 'answer 4xx (the sender retries later) from this sum on, below reject_score; 0 = never', { min: 0 }),
-    tag_score: f.num(3, 'from this sum on the X-Shield header says tagged=yes (mail filters can file the message as suspect)', { min: 0 }),
+    tag_score: f.num(3, 'from this sum on the X-Shield header says tagged=yes (mail filters can file the message as suspect); 0 = never', { min: 0 }),
   },
   hooks: {
     budget: f.duration(10, 'longest time a shield hook may take; past it the hook answers as on error (keep below Haraka\'s plugin_timeout)', { min: 0.05, max: 600 }),
@@ -184,7 +184,8 @@ export function setupShield(plugin: HarakaPlugin, check: string): PluginHandle {
     decide(conn, ev, actions, replies) {
       const d = decide(ev, actions, s.mode, replies);
       if (d.wouldSend && !d.reply) conn.lognotice(plugin, `dryrun: would answer ${d.wouldSend.code} ${d.wouldSend.status} ${d.wouldSend.text}`);
-      if (d.action === 'tag') sessionOf(conn).tag(`${ev.check}:${ev.reason}`, ev.score ?? 0);
+      // only a fail carries a score: an err is recorded and tagged, never counted
+      if (d.action === 'tag') sessionOf(conn).tag(`${ev.check}:${ev.reason}`, ev.outcome === 'fail' ? (ev.score ?? 0) : 0);
       return d;
     },
     hook(name, body, onError) {
@@ -193,7 +194,16 @@ export function setupShield(plugin: HarakaPlugin, check: string): PluginHandle {
           plugin,
           check,
           budgetMs: () => s.config.current.hooks.budget * 1000,
-          onError: (err, conn) => (onError ? onError(err, conn) : undefined),
+          onError: (err, conn) => {
+            const out = onError ? onError(err, conn) : undefined;
+            // dry run holds back the fault replies too; relay control always enforces (a fault
+            // there must never turn into an accept)
+            if (s.mode === 'dryrun' && check !== 'relay' && out && typeof out === 'object' && 'code' in out) {
+              conn.lognotice(plugin, `dryrun: would answer ${formatReply(out)}`);
+              return undefined;
+            }
+            return out;
+          },
         },
         name,
         body,
@@ -281,14 +291,18 @@ function topFindings(session: Session, n = 3): string {
 }
 
 /**
- * The suite's decision step: at connect, MAIL, RCPT and end of DATA, the scores of the soft findings
+ * The suite's decision step: at connect, RCPT and end of DATA, the scores of the soft findings
  * (tags) are added up and shield.ini [policy] applies: reject_score, defer_score; at end of DATA one
  * X-Shield header sums them up. Hard actions (relay denial, a block entry, a limit) stay with the
- * plugins and happen earlier; evidence that is `err` never has a score.
+ * plugins and happen earlier; evidence that is `err` never has a score. Relay clients,
+ * authenticated users and allowlisted clients are never refused on a score, and neither are
+ * postmaster@ and abuse@ of our domains: the decision waits for RCPT (none at MAIL), where the
+ * recipient is known, and runs before other recipient plugins can accept (priority -10).
  */
 function registerDecisionStep(plugin: HarakaPlugin, s: Suite, shield: PluginHandle): void {
-  const verdict = (conn: HarakaConnection, stage: 'connect' | 'mail' | 'rcpt' | 'data'): Reply | null => {
+  const verdict = (conn: HarakaConnection, stage: 'connect' | 'rcpt' | 'data'): Reply | null => {
     const session = sessionOf(conn);
+    if (session.exemption({ privateIps: false })) return null;
     const p = s.config.current.policy;
     const score = session.score;
     const reject = p.reject_score > 0 && score >= p.reject_score;
@@ -305,24 +319,29 @@ function registerDecisionStep(plugin: HarakaPlugin, s: Suite, shield: PluginHand
     return d.reply;
   };
 
+  // at connect no recipient is known: only connect-stage findings can add up here
   plugin.shield_decide_connect = shield.hook('connect', (conn) => verdict(conn, 'connect') ?? undefined);
   plugin.register_hook('connect', 'shield_decide_connect', 90);
-  plugin.shield_decide_mail = shield.hook('mail', (conn) => verdict(conn, 'mail') ?? undefined);
-  plugin.register_hook('mail', 'shield_decide_mail', 90);
-  // before shield.relay's late accept (100); postmaster@ and abuse@ of our domains stay reachable
+  // after every shield check of the recipient (relay -100 ... dnsbl -20), before any plugin that
+  // accepts recipients (0) or shield.relay's own late accept (100)
   plugin.shield_decide_rcpt = shield.hook('rcpt', (conn, [rcpt]: [HarakaAddress]) => (s.exemptRecipient(rcpt) ? undefined : (verdict(conn, 'rcpt') ?? undefined)));
-  plugin.register_hook('rcpt', 'shield_decide_rcpt', 90);
+  plugin.register_hook('rcpt', 'shield_decide_rcpt', -10);
   plugin.shield_decide_data = shield.hook('data_post', (conn) => {
+    const txn = conn.transaction;
+    if (!txn) return undefined;
+    // the suite's header is the only one: a client's own X-Shield is removed, ours goes on top
+    txn.remove_header('X-Shield');
     const session = sessionOf(conn);
     const findings = session.findings();
-    if (conn.transaction && findings.length) {
+    if (findings.length) {
       const score = session.score;
       const tagged = s.config.current.policy.tag_score > 0 && score >= s.config.current.policy.tag_score;
-      conn.transaction.add_header('X-Shield', `score=${score} tagged=${tagged ? 'yes' : 'no'} tags=${findings.map((f) => f.tag).join(',')}`);
+      txn.add_leading_header('X-Shield', `score=${score} tagged=${tagged ? 'yes' : 'no'} tags=${findings.map((f) => f.tag).join(',')}`);
     }
-    // a message only for postmaster@ or abuse@ of our domains is never refused on its score
-    if (conn.transaction?.rcpt_to.every((r) => s.exemptRecipient(r))) return undefined;
+    // one reply answers every recipient at DATA: a message that also goes to postmaster@ or abuse@
+    // of our domains is never refused on its score (the others were judged at RCPT)
+    if (txn.rcpt_to.some((r) => s.exemptRecipient(r))) return undefined;
     return verdict(conn, 'data') ?? undefined;
   });
-  plugin.register_hook('data_post', 'shield_decide_data', 90);
+  plugin.register_hook('data_post', 'shield_decide_data', -10);
 }
