@@ -105,6 +105,8 @@ interface RdnsState {
   helo: string | null;
   heloMatch: Promise<Evidence | null> | null;
   verdict: { reply: Reply | null } | null;
+  /** the exemption has been recorded */
+  skipped?: boolean;
 }
 
 interface RdnsPlugin extends HarakaPlugin {
@@ -236,15 +238,14 @@ export function register(this: RdnsPlugin): void {
         if (!st) return undefined;
         // postmaster@ and abuse@ of our domains stay reachable for a client we would refuse
         if (stage === 'rcpt' && this.shield.suite.exemptRecipient(address)) return undefined;
-        if (!st.verdict) {
-          const why = earlyExemption(this, conn);
-          if (why) {
-            this.shield.record(conn, { check: 'rdns', outcome: 'skip', reason: why });
-            st.verdict = { reply: null };
-          } else {
-            st.verdict = { reply: await verdict(this, conn, st) };
-          }
+        // asked every time: a client that authenticates after a refusal is exempt from then on
+        const why = earlyExemption(this, conn);
+        if (why) {
+          if (!st.skipped) this.shield.record(conn, { check: 'rdns', outcome: 'skip', reason: why });
+          st.skipped = true;
+          return undefined;
         }
+        st.verdict ??= { reply: await verdict(this, conn, st) };
         return st.verdict.reply ?? undefined;
       },
       // a fault of ours (recorded as err) is treated as a DNS fault: defer or let the session go on
