@@ -181,14 +181,34 @@ export class ResilientStore implements Store {
   leaseAcquire(key: string, id: string, ttlSec: number, max: number): Promise<LeaseResult> {
     return this.run((s) => s.leaseAcquire(key, id, ttlSec, max));
   }
-  admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
-    return this.run((s) => s.admit(id, leases, leaseTtlSec, rates));
+  /**
+   * Admit on Redis, or on memory when Redis is not there or does not answer in time. Redis may still
+   * carry out an admit after we stopped waiting for it: a lease it grants then is held by nobody, so
+   * it is given back as soon as the late answer arrives (the session holds the memory one).
+   */
+  async admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
+    const redis = this.redis;
+    if (!redis || !this.client?.isReady) return this.memory.admit(id, leases, leaseTtlSec, rates);
+    const attempt = redis.admit(id, leases, leaseTtlSec, rates);
+    try {
+      return await withTimeout(attempt, this.opts.timeoutMs, () => new StoreError('STORE_TIMEOUT', `Redis did not answer in ${this.opts.timeoutMs} ms`));
+    } catch (err) {
+      this.markDown(err);
+      attempt.then(
+        (late) => {
+          if (late.admitted && leases.length) redis.leaseReleaseMany(leases.map((l) => l.key), id).catch(() => undefined);
+        },
+        () => undefined,
+      );
+      return this.memory.admit(id, leases, leaseTtlSec, rates);
+    }
   }
   leaseRefreshMany(keys: readonly string[], id: string, ttlSec: number): Promise<void> {
     return this.run((s) => s.leaseRefreshMany(keys, id, ttlSec));
   }
-  leaseReleaseMany(keys: readonly string[], id: string): Promise<void> {
-    return this.run((s) => s.leaseReleaseMany(keys, id));
+  /** released where it may be: Redis and this node's memory (an admit or refresh may have fallen back to it) */
+  async leaseReleaseMany(keys: readonly string[], id: string): Promise<void> {
+    await Promise.all([this.memory.leaseReleaseMany(keys, id), this.shared((s) => s.leaseReleaseMany(keys, id))]);
   }
   setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
     return this.run((s) => s.setPut(key, member, value, ttlSec));

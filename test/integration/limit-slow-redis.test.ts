@@ -1,0 +1,93 @@
+/**
+ * leases when Redis is slower than [store] timeout (the shipped 250 ms), so an
+ * admit falls back to memory while the same admit still lands in Redis later.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import net from 'node:net';
+import { until, useHaraka } from '../helpers/env';
+import { uniquePrefix } from '../helpers/haraka';
+import { SmtpClient, nextSource } from '../helpers/smtp';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('leases with a Redis slower than the store timeout (integration)', function () {
+  this.timeout(60000);
+  const prefix = uniquePrefix();
+  const env = useHaraka({
+    plugins: ['shield.relay', 'shield.limit', 'queue/discard'],
+    slowRedis: true,
+    prefix,
+    // the shipped store timeout (250 ms): a 600 ms Redis makes every admit fall back to memory
+    files: {
+      'shield.relay.ini': '[main]\ndomains = example.com\n',
+      'shield.limit.ini': '[main]\nlease_refresh = 5s\n\n[concurrency]\nconc_node = 3\nconc_ip = 1\n',
+    },
+  });
+  const zcard = (key: string) => Number(execFileSync('redis-cli', ['-p', '6379', 'ZCARD', `${prefix}${key}`]).toString().trim());
+  const connect = (ip: string) => SmtpClient.connect({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: ip });
+
+  it('clients hanging up mid-connect on the default store timeout leave no lease and no node count behind', async () => {
+    env.slowRedis!.delayMs = 600;
+    await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const s = net.connect({ port: env.haraka.port, host: '127.0.0.1', localAddress: nextSource() });
+        await new Promise<void>((resolve, reject) => {
+          s.once('connect', () => resolve());
+          s.once('error', reject);
+        });
+        s.write('PROXY TCP4 198.18.84.1 198.18.255.25 40000 25\r\n');
+        await sleep(100);
+        s.destroy();
+      }),
+    );
+    await sleep(2500);
+    env.slowRedis!.delayMs = 0;
+    await until('Redis leases of the departed clients released', async () => zcard('limit:conc:ip:198.18.84.1') === 0, 5000);
+    const conns = await Promise.all(['198.18.84.2', '198.18.84.3', '198.18.84.4'].map(connect));
+    assert.deepEqual(conns.map((c) => c.greeting.code), [220, 220, 220], conns.map((c) => c.greeting.text).join('\n'));
+    await Promise.all(conns.map((c) => c.quit()));
+  });
+
+  it('a client alone on its address is never refused conc_ip = 1 because Redis was slow once before', async () => {
+    const ip = '198.18.84.10';
+    // 1. Redis is slow: the admit falls back to memory (memory lease), and lands in Redis later
+    env.slowRedis!.delayMs = 600;
+    const a = await connect(ip);
+    assert.equal(a.greeting.code, 220, a.greeting.text);
+    await sleep(1500);
+    // 2. Redis is fast again; the client leaves: its lease is released (in Redis)
+    env.slowRedis!.delayMs = 0;
+    await a.quit();
+    await until('the Redis lease of A to go', async () => zcard(`limit:conc:ip:${ip}`) === 0, 5000);
+    // 3. Redis is slow again; the same client comes back, alone
+    env.slowRedis!.delayMs = 600;
+    const b = await connect(ip);
+    await b.quit();
+    await sleep(1500);
+    env.slowRedis!.delayMs = 0;
+    assert.equal(b.greeting.code, 220, `nobody else is connected from ${ip}: ${b.greeting.text}`);
+  });
+
+  it('a lease Redis grants after the memory fallback refused the client does not keep the address out', async () => {
+    const ip = '198.18.84.20';
+    // the same sequence: a memory lease left behind by a fast release, then a refused fallback admit
+    env.slowRedis!.delayMs = 600;
+    const a = await connect(ip);
+    await sleep(1500);
+    env.slowRedis!.delayMs = 0;
+    await a.quit();
+    await until('the Redis lease of A to go', async () => zcard(`limit:conc:ip:${ip}`) === 0, 5000);
+    env.slowRedis!.delayMs = 600;
+    const b = await connect(ip);
+    await b.quit();
+    await sleep(1500);
+    env.slowRedis!.delayMs = 0;
+    await sleep(300);
+    // Redis is healthy now and nobody is connected from ip
+    const leases = zcard(`limit:conc:ip:${ip}`);
+    const c = await connect(ip);
+    await c.quit();
+    assert.equal(c.greeting.code, 220, `Redis healthy, no client connected, ZCARD=${leases}: ${c.greeting.text}`);
+  });
+});
