@@ -49,7 +49,7 @@ function loadInstance(dir: string): Instance {
   if (!fs.existsSync(path.join(inst, 'config'))) throw new CliError(`${inst} is not a Haraka instance (no config/ directory); use --config DIR`);
   const hc = require('haraka-config') as { module_config(p: string): HarakaConfig };
   const config = hc.module_config(inst);
-  const host = { config, logerror: () => undefined, loginfo: () => undefined };
+  const host = { config, logerror: () => undefined, loginfo: () => undefined, logwarn: () => undefined };
   try {
     return {
       dir: inst,

@@ -45,7 +45,7 @@ interface DnsblPlugin extends HarakaPlugin {
 
 function load(plugin: DnsblPlugin, first: boolean): void {
   try {
-    plugin.cfg = parseDnsblConfig(plugin.config.get(DNSBL_FILE, 'ini', () => load(plugin, false)) as Record<string, Record<string, unknown>>);
+    plugin.cfg = parseDnsblConfig(plugin.config.get(DNSBL_FILE, 'ini', () => load(plugin, false)) as Record<string, Record<string, unknown>>, (m) => plugin.logwarn(m));
     if (!first) {
       plugin.loginfo(`reloaded ${DNSBL_FILE}: zones ${plugin.cfg.zones.map((z) => z.name).join(', ') || '(none)'}`);
       plugin.health.start();

@@ -19,6 +19,8 @@ const MAIN = {
   cache_max_ttl: f.duration(3600, 'longest time an answer stays in the shared cache', { min: 1 }),
   health_interval: f.duration(300, 'how often one node of the fleet probes every zone\'s test points (0 = never)', { min: 0 }),
   error_log_interval: f.duration(300, 'at most one log line per zone per this interval about its errors', { min: 1 }),
+  exempt_rcpts: f.retired('the exempt recipients of every check are shield.ini [main] exempt_rcpts'),
+  header: f.retired('the suite adds one X-Shield header (shield.ini [policy] tag_score); the zones are its dnsbl.<zone> tags'),
 };
 
 const ZONE = {
@@ -58,9 +60,9 @@ export interface DnsblConfig {
 }
 
 /** Read shield.dnsbl.ini: [main] plus one section per zone; errors name file, section and key. */
-export function parseDnsblConfig(raw: Record<string, Record<string, unknown>> | null): DnsblConfig {
+export function parseDnsblConfig(raw: Record<string, Record<string, unknown>> | null, warn: (message: string) => void = () => undefined): DnsblConfig {
   const r = (raw ?? {}) as Record<string, Record<string, string>>;
-  const main = parseConfig(DNSBL_FILE, { main: MAIN }, { main: r.main ?? {} }).main;
+  const main = parseConfig(DNSBL_FILE, { main: MAIN }, { main: r.main ?? {} }, warn).main;
   const zones: Zone[] = [];
   const probes = new Map<string, ZoneProbe>();
   for (const name of main.zones) {

@@ -73,6 +73,13 @@ function numberField(kind: 'number' | 'integer', shape: RegExp, def: number, doc
 
 /** Builders for schema fields. */
 export const f = {
+  /**
+   * A key an earlier version had: accepted so an upgrade does not stop Haraka, ignored, and logged
+   * as a warning saying where the setting went (`moved`).
+   */
+  retired(moved: string): Field<undefined> {
+    return { kind: 'retired', default: undefined, doc: `retired: ${moved}`, parse: () => undefined };
+  },
   bool(def: boolean, doc: string): Field<boolean> {
     return {
       kind: 'boolean',
@@ -180,6 +187,8 @@ export function parseConfig<S extends Schema>(
   file: string,
   schema: S,
   raw: Record<string, Record<string, RawValue> | undefined> | null | undefined,
+  /** told about each retired key the file still sets */
+  warn: (message: string) => void = () => undefined,
 ): SchemaOf<S> {
   const out: Record<string, Record<string, unknown>> = {};
   const rawObj = raw ?? {};
@@ -203,6 +212,11 @@ export function parseConfig<S extends Schema>(
       const value = given[key];
       if (value === undefined) {
         sect[key] = field.default;
+        continue;
+      }
+      if (field.kind === 'retired') {
+        warn(`${file} [${section}] ${key}: ignored; ${field.doc}`);
+        sect[key] = undefined;
         continue;
       }
       try {
@@ -255,7 +269,7 @@ export class ConfigHandle<S extends Schema> {
   private readonly listeners: Array<(cfg: SchemaOf<S>) => void> = [];
 
   constructor(
-    private readonly plugin: Pick<HarakaPlugin, 'config' | 'logerror' | 'loginfo'>,
+    private readonly plugin: Pick<HarakaPlugin, 'config' | 'logerror' | 'loginfo' | 'logwarn'>,
     readonly file: string,
     private readonly schema: S,
   ) {
@@ -264,7 +278,7 @@ export class ConfigHandle<S extends Schema> {
 
   private read(): SchemaOf<S> {
     const raw = this.plugin.config.get(this.file, 'ini', () => this.reload()) as Record<string, Record<string, RawValue>>;
-    return parseConfig(this.file, this.schema, raw);
+    return parseConfig(this.file, this.schema, raw, (m) => this.plugin.logwarn(m));
   }
 
   /** re-read the file; on error keep the last good config and say why */
