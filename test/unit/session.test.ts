@@ -116,3 +116,38 @@ describe('Session', () => {
     assert.equal(isExemptRecipient(a('postmaster', 'example.com'), [], ours), false);
   });
 });
+
+describe('Session: soft findings and the score', () => {
+  const txConn = (): HarakaConnection => conn('198.18.0.50', { transaction: { uuid: 'T1' } });
+
+  it('a tag counts once whatever how often it is given; the score is the sum; findings weigh in order', () => {
+    const c = txConn();
+    const s = sessionOf(c);
+    s.tag('rdns.generic:embeds_address', 1);
+    s.tag('rdns.generic:embeds_address', 1);
+    s.tag('dnsbl.zen', 2.5);
+    s.tag('dnsbl.wl', -2);
+    assert.equal(s.score, 1.5);
+    assert.deepEqual(s.findings().map((f) => f.tag), ['dnsbl.zen', 'rdns.generic:embeds_address', 'dnsbl.wl']);
+    assert.deepEqual(s.tags, ['rdns.generic:embeds_address', 'dnsbl.zen', 'dnsbl.wl']);
+  });
+
+  it('a transaction-scoped finding ends with its transaction; a connection finding stays', () => {
+    const c = txConn();
+    const s = sessionOf(c);
+    s.tag('rdns.generic:embeds_address', 1);
+    s.tag('dnsbl.dbl', 3, 'transaction');
+    assert.equal(s.score, 4);
+    (c as { transaction: unknown }).transaction = { uuid: 'T2' };
+    assert.equal(s.score, 1, 'the sender domain of the first transaction no longer counts');
+    assert.ok(s.tags.includes('dnsbl.dbl'), 'the summary still names it');
+  });
+
+  it('a score that is not a number counts 0; sums are rounded to 3 decimals', () => {
+    const s = sessionOf(txConn());
+    s.tag('a', Number.NaN);
+    s.tag('b', 0.1);
+    s.tag('c', 0.2);
+    assert.equal(s.score, 0.3);
+  });
+});
