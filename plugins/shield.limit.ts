@@ -10,7 +10,7 @@
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { f, ConfigHandle, parseLines } from './shield/core/config';
+import { ConfigHandle, parseLines } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname } from './shield/core/net';
 import type { Reply } from './shield/core/policy';
@@ -24,45 +24,11 @@ import {
   transactionRates,
   type Limits,
 } from './shield/checks/limits';
+import { LIMIT_SCHEMA } from './shield/checks/limit-config';
 import { connectRefusal, nodeBusyReply, tooManyErrorsReply, tooManyRecipientsReply, tooManyUnrecognizedReply, transactionRefusal } from './shield/checks/limit-replies';
 
-const count = (def: number, doc: string) => f.int(def, doc, { min: 0 });
-
-export const SCHEMA = {
-  main: {
-    lease_refresh: f.duration(30, 'how often a node renews the leases of its open connections; a crashed node\'s leases expire after twice this', { min: 0.2, max: 3600 }),
-    exempt_relay: f.bool(true, 'relay clients (shield.relay networks) are exempt from the per-IP and per-netblock limits and rates'),
-    exempt_allowlisted: f.bool(false, 'clients allowlisted by shield.blocklist are exempt from the per-IP and per-netblock limits (off: an allow entry never lifts rate limits)'),
-    ipv6_prefix: f.int(64, 'IPv6 clients are counted per this prefix for every per-IP limit (one host usually owns a /64)', { min: 32, max: 128 }),
-    net_prefix_v4: f.int(24, 'netblock size for the per-netblock limits, IPv4', { min: 8, max: 32 }),
-    net_prefix_v6: f.int(48, 'netblock size for the per-netblock limits, IPv6', { min: 16, max: 128 }),
-    overrides_file: f.str('shield.limit.overrides', 'file in config/ with per-CIDR overrides: "CIDR name=value ..." per line (missing = none)'),
-    tarpit: f.duration(0, 'delay before every limit reply (slows down abusive clients; keep below [hooks] budget of shield.ini)', { min: 0, max: 60 }),
-  },
-  concurrency: {
-    conc_node: count(0, 'connections open at once in this Haraka process (0 = no limit)'),
-    conc_ip: count(10, 'connections open at once from one client, across the fleet'),
-    conc_net: count(0, 'connections open at once from one netblock, across the fleet'),
-    conc_total: count(0, 'connections open at once across the fleet'),
-  },
-  rates: {
-    conn_ip: f.rate({ limit: 60, windowSec: 60 }, 'new connections per client: N/window (30/1m, 500/1h) or off'),
-    conn_net: f.rate(null, 'new connections per netblock'),
-    daily_ip: f.rate(null, 'connections per client per day, e.g. 2000/1d (the daily cap)'),
-    msg_ip: f.rate(null, 'messages (MAIL commands) per client; not for relay clients or authenticated users'),
-    msg_sender_domain: f.rate(null, 'messages per envelope sender domain (the null sender is not counted)'),
-    msg_user: f.rate({ limit: 200, windowSec: 3600 }, 'messages per authenticated user (a stolen password sends no flood)'),
-    rcpt_ip: f.rate(null, 'recipients per client; not for relay clients or authenticated users'),
-    rcpt_sender_domain: f.rate(null, 'recipients per envelope sender domain'),
-    rcpt_user: f.rate({ limit: 1000, windowSec: 3600 }, 'recipients per authenticated user'),
-  },
-  session: {
-    max_rcpts: count(100, 'recipients per message (RFC 5321 asks servers to take at least 100)'),
-    max_rcpts_relay: count(1000, 'recipients per message for relay clients and authenticated users'),
-    max_unrecognized: count(10, 'unrecognized commands per connection before it is closed'),
-    max_errors: count(10, 'protocol errors (replies 4xx/5xx to bad commands) per connection before it is closed'),
-  },
-} as const;
+/** for `haraka-shield config` */
+export { LIMIT_SCHEMA as SCHEMA } from './shield/checks/limit-config';
 
 type MailParams = [HarakaAddress, Record<string, string | null>];
 
@@ -77,7 +43,7 @@ const STATE = 'limit';
 
 interface LimitPlugin extends HarakaPlugin {
   shield: PluginHandle;
-  cfg: ConfigHandle<typeof SCHEMA>;
+  cfg: ConfigHandle<typeof LIMIT_SCHEMA>;
   overrides: Overrides;
   /** connections open on this node that count against conc_node */
   nodeOpen: number;
@@ -158,7 +124,7 @@ function errorsCheck(plugin: LimitPlugin, conn: HarakaConnection): Promise<Reply
 
 export function register(this: LimitPlugin): void {
   this.shield = setupShield(this, 'limit');
-  this.cfg = new ConfigHandle(this, 'shield.limit.ini', SCHEMA);
+  this.cfg = new ConfigHandle(this, 'shield.limit.ini', LIMIT_SCHEMA);
   this.nodeOpen = 0;
   this.held = new Map();
   this.timer = null;

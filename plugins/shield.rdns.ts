@@ -6,14 +6,13 @@
  * session. The verdict is taken once, at MAIL or RCPT (enforce_at), after the exemptions that are
  * only known by then (AUTH), from the first HELO of the connection: a second HELO changes nothing.
  */
-import { f, ConfigHandle } from './shield/core/config';
+import { ConfigHandle } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname, parseIp, type ParsedIp } from './shield/core/net';
-import { ACTIONS, reply, type Action, type Reply } from './shield/core/policy';
+import { reply, type Reply } from './shield/core/policy';
 import type { Evidence } from './shield/core/results';
 import { setupShield, type PluginHandle } from './shield/core/suite';
 import {
-  DEFAULT_GENERIC_PATTERNS,
   compilePattern,
   fcrdns,
   genericEvidence,
@@ -24,62 +23,12 @@ import {
   type FcrdnsResult,
   type PtrResult,
 } from './shield/checks/rdns';
+import { RDNS_SCHEMA } from './shield/checks/rdns-config';
 
-const action = (def: Action, doc: string) => f.oneOf(ACTIONS, def, doc);
-const score = (def: number, what: string) => f.num(def, `score ${what} adds to the suite's sum when its action is tag (shield.ini [policy])`, { min: -100, max: 100 });
+/** for `haraka-shield config` */
+export { RDNS_SCHEMA as SCHEMA } from './shield/checks/rdns-config';
 
-export const SCHEMA = {
-  main: {
-    enforce_at: f.oneOf(['mail', 'rcpt'] as const, 'rcpt', 'stage where the verdict is given (after AUTH, so authenticated users are exempt; rcpt also puts sender and recipient in the log)'),
-    exempt_ports: f.list(['587', '465'], 'local ports whose clients are exempt (submission: MUAs on laptops have no rDNS and send any HELO)', (s) => {
-      if (!/^\d{1,5}$/.test(s) || Number(s) > 65535) throw new Error(`"${s}" is not a port number`);
-      return s;
-    }),
-    exempt_private: f.bool(true, 'exempt clients from private, loopback and link-local addresses (the server\'s own networks)'),
-    max_ptr_names: f.int(3, 'most PTR names followed forward for FCrDNS (a client may publish many)', { min: 1, max: 10 }),
-    dns_error: f.oneOf(['defer', 'ignore'] as const, 'defer', 'what a DNS fault (timeout, SERVFAIL) in a check does: defer (4xx, the sender retries) or ignore (recorded as err, no effect); never a 5xx'),
-    generic_patterns: f.list(
-      [...DEFAULT_GENERIC_PATTERNS],
-      'regular expressions (case-insensitive), one per "generic_patterns[] =" line, that mark a PTR name as dynamic/generic; names embedding the client address are generic anyway',
-      (s) => {
-        compilePattern(s);
-        return s;
-      },
-      { whole: true },
-    ),
-    our_names: f.list([], 'host names that are ours besides Haraka\'s own (config/me); a client giving one of them as HELO is impersonating us', (s) => {
-      const n = normalizeHostname(s, { underscore: true });
-      if (!n) throw new Error(`"${s}" is not a host name`);
-      return n;
-    }),
-    our_ips: f.list([], 'addresses that are ours besides the one the client connected to', (s) => {
-      const ip = parseIp(s);
-      if (!ip) throw new Error(`"${s}" is not an IP address`);
-      return ip.text;
-    }),
-    use_relay_domains: f.bool(true, 'the local domains shield.relay publishes (when it is loaded; its reloads apply at once) count as our names'),
-  },
-  actions: {
-    no_ptr: action('reject', 'the client address has no PTR record (550 5.7.25; large mailbox providers refuse these too)'),
-    fcrdns: action('tag', 'no PTR name resolves back to the client address'),
-    generic: action('tag', 'the PTR name looks dynamic or generic'),
-    helo_syntax: action('reject', 'the HELO is not an FQDN under a public suffix or an address literal (RFC 5321 4.1.1.1)'),
-    helo_literal: action('tag', 'a HELO address literal that is not the client address (clients behind NAT do this)'),
-    helo_impersonation: action('reject', 'the HELO is our own name, one of our domains or one of our addresses'),
-    helo_mismatch: action('tag', 'the HELO neither resolves to the client nor shares the registered domain of its confirmed rDNS name'),
-  },
-  scores: {
-    no_ptr: score(3, 'a missing PTR'),
-    fcrdns: score(1, 'a PTR that does not resolve back'),
-    generic: score(1, 'a generic PTR name'),
-    helo_syntax: score(3, 'an invalid HELO'),
-    helo_literal: score(1, 'a literal of another address'),
-    helo_impersonation: score(5, 'a HELO that is ours'),
-    helo_mismatch: score(1, 'a HELO that does not match'),
-  },
-} as const;
-
-type ActionKey = keyof (typeof SCHEMA)['actions'];
+type ActionKey = keyof (typeof RDNS_SCHEMA)['actions'];
 
 /** which key of [actions] decides each check, and in which order a reply is chosen */
 const CHECK_ACTIONS: ReadonlyArray<[string, ActionKey]> = [
@@ -111,7 +60,7 @@ interface RdnsState {
 
 interface RdnsPlugin extends HarakaPlugin {
   shield: PluginHandle;
-  cfg: ConfigHandle<typeof SCHEMA>;
+  cfg: ConfigHandle<typeof RDNS_SCHEMA>;
   patterns: RegExp[];
   ourNames: Set<string>;
 }
@@ -188,7 +137,7 @@ async function verdict(plugin: RdnsPlugin, conn: HarakaConnection, st: RdnsState
 
 export function register(this: RdnsPlugin): void {
   this.shield = setupShield(this, 'rdns');
-  this.cfg = new ConfigHandle(this, 'shield.rdns.ini', SCHEMA);
+  this.cfg = new ConfigHandle(this, 'shield.rdns.ini', RDNS_SCHEMA);
   rebuild(this);
   this.cfg.onChange(() => rebuild(this));
 

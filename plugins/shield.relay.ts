@@ -6,36 +6,25 @@
  * plugin can accept), rcpt at priority 100 (accepts local recipients that no other plugin refused).
  */
 import { errorMessage } from './shield/core/errors';
-import { f, ConfigHandle, parseLines, type SchemaOf } from './shield/core/config';
+import { ConfigHandle, parseLines, type SchemaOf } from './shield/core/config';
 import type { HarakaAddress, HarakaPlugin } from './shield/core/haraka';
 import { IpSet, cidrItem, normalizeHostname } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
 import { setupShield, type PluginHandle } from './shield/core/suite';
 import { ACCEPTED_DOMAIN, checkRelay, isLocalDomain, type RelayEvidence, type RelayPolicy } from './shield/checks/relay';
+import { RELAY_SCHEMA } from './shield/checks/relay-config';
 
-export const SCHEMA = {
-  main: {
-    networks: f.list([], 'relay networks: IPv4/IPv6 CIDRs or single addresses (a bare IP is one host); clients here may send to any domain', cidrItem),
-    networks_file: f.str('shield.relay.networks', 'file in config/ with more relay networks, one per line, # comments (missing file = none)'),
-    domains: f.list([], 'domains we accept mail for (local domains); IDN in either form; [192.0.2.1] for an address literal', (s) => {
-      if (!normalizeHostname(s, ACCEPTED_DOMAIN)) throw new Error(`"${s}" is not a domain name`);
-      return s;
-    }),
-    domains_file: f.str('shield.relay.domains', 'file in config/ with more local domains, one per line, # comments (missing file = none)'),
-    accept_subdomains: f.bool(false, 'also accept mail for every subdomain of a local domain'),
-    auth_relay: f.bool(true, 'authenticated users may relay to any domain'),
-    accept_local: f.bool(true, 'accept recipients in local domains once no other rcpt plugin refused them; false leaves acceptance to another plugin'),
-    defer_unauth: f.bool(false, 'answer relay refusals with 450 4.7.1 instead of 550 5.7.1 (while testing a new config)'),
-  },
-} as const;
-type RelayConfig = SchemaOf<typeof SCHEMA>;
+/** for `haraka-shield config` */
+export { RELAY_SCHEMA as SCHEMA } from './shield/checks/relay-config';
+
+type RelayConfig = SchemaOf<typeof RELAY_SCHEMA>;
 
 /** Haraka calls rcpt hooks with (next, connection, [address, params]) */
 type RcptParams = [HarakaAddress, Record<string, string | null>];
 
 interface RelayPlugin extends HarakaPlugin {
   shield: PluginHandle;
-  cfg: ConfigHandle<typeof SCHEMA>;
+  cfg: ConfigHandle<typeof RELAY_SCHEMA>;
   policy: RelayPolicy;
 }
 
@@ -86,7 +75,7 @@ function refusal(ev: RelayEvidence, ip: string, deferUnauth: boolean): Reply {
 
 export function register(this: RelayPlugin): void {
   this.shield = setupShield(this, 'relay');
-  this.cfg = new ConfigHandle(this, 'shield.relay.ini', SCHEMA);
+  this.cfg = new ConfigHandle(this, 'shield.relay.ini', RELAY_SCHEMA);
   this.policy = buildPolicy(this, this.cfg.current);
   this.cfg.onChange(() => rebuild(this));
   // published for the suite: which domains are ours (postmaster@ exemptions, HELO impersonation)
