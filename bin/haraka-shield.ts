@@ -14,6 +14,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describeSchema } from '../plugins/shield/core/config';
 import { SUITE_SCHEMA } from '../plugins/shield/core/suite';
+import { BLOCKLIST_SCHEMA } from '../plugins/shield/checks/blocklist-config';
+import { DNSBL_SCHEMA } from '../plugins/shield/checks/dnsbl-config';
+import { LIMIT_SCHEMA } from '../plugins/shield/checks/limit-config';
+import { RDNS_SCHEMA } from '../plugins/shield/checks/rdns-config';
+import { RELAY_SCHEMA } from '../plugins/shield/checks/relay-config';
 import { CliError, LISTS_USAGE, listsCommand } from './list-commands';
 
 const PKG_ROOT = path.resolve(__dirname, '..');
@@ -96,13 +101,22 @@ for (const key of Object.keys(impl)) exports[key] = impl[key];
   return done;
 }
 
+/**
+ * Every config file and its schema, in the order `config` prints them: the suite's, then the
+ * plugins' by name. The schemas come from the checks' *-config modules, never from the plugin
+ * adapters (plugins/shield.<name>.js): loading an adapter pulls in the plugin and its hooks.
+ */
+export const CONFIG_SCHEMAS: ReadonlyArray<readonly [file: string, schema: Parameters<typeof describeSchema>[0]]> = [
+  ['shield.ini', SUITE_SCHEMA as never],
+  ['shield.blocklist.ini', BLOCKLIST_SCHEMA],
+  ['shield.dnsbl.ini', DNSBL_SCHEMA],
+  ['shield.limit.ini', LIMIT_SCHEMA],
+  ['shield.rdns.ini', RDNS_SCHEMA],
+  ['shield.relay.ini', RELAY_SCHEMA],
+];
+
 function printConfig(plugin: string | undefined): void {
-  const schemas: Record<string, Parameters<typeof describeSchema>[0]> = { 'shield.ini': SUITE_SCHEMA as never };
-  for (const name of shippedPlugins()) {
-    const mod = require(path.join(PKG_ROOT, 'plugins', `${name}.js`)) as { SCHEMA?: Parameters<typeof describeSchema>[0] };
-    if (mod.SCHEMA) schemas[`${name}.ini`] = mod.SCHEMA;
-  }
-  for (const [file, schema] of Object.entries(schemas)) {
+  for (const [file, schema] of CONFIG_SCHEMAS) {
     if (plugin && file !== `${plugin}.ini` && file !== plugin) continue;
     console.log(file);
     for (const row of describeSchema(schema)) {
