@@ -1,5 +1,5 @@
 /** A private redis-server on a free port, for tests that stop Redis under a running Haraka. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { freePort } from './haraka';
 
@@ -34,4 +34,9 @@ export class PrivateRedis {
       c.kill('SIGKILL');
     });
   }
+}
+
+/** ZCARD of a key on the machine's Redis (127.0.0.1:6379), through redis-cli */
+export function zcard(key: string): number {
+  return Number(execFileSync('redis-cli', ['-p', '6379', 'ZCARD', key]).toString().trim());
 }

@@ -165,3 +165,15 @@ export async function greet(port: number, proxyFrom: string): Promise<SmtpReply>
   await c.quit();
   return c.greeting;
 }
+
+/** connect, announce `proxyFrom` with PROXY and hang up `afterMs` later, without reading anything */
+export async function announceAndHangUp(port: number, proxyFrom: string, afterMs: number): Promise<void> {
+  const s = net.connect({ port, host: '127.0.0.1', localAddress: nextSource() });
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', () => resolve());
+    s.once('error', reject);
+  });
+  s.write(`PROXY TCP4 ${proxyFrom} 198.18.255.25 40000 25\r\n`);
+  await new Promise((r) => setTimeout(r, afterMs));
+  s.destroy();
+}

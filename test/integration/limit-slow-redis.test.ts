@@ -3,11 +3,10 @@
  * admit falls back to memory while the same admit still lands in Redis later.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import net from 'node:net';
 import { until, useHaraka } from '../helpers/env';
 import { uniquePrefix } from '../helpers/haraka';
-import { SmtpClient, nextSource } from '../helpers/smtp';
+import { zcard as zcardOf } from '../helpers/redis-server';
+import { SmtpClient, announceAndHangUp, nextSource } from '../helpers/smtp';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,23 +23,12 @@ describe('leases with a Redis slower than the store timeout (integration)', func
       'shield.limit.ini': '[main]\nlease_refresh = 5s\n\n[concurrency]\nconc_node = 3\nconc_ip = 1\n',
     },
   });
-  const zcard = (key: string) => Number(execFileSync('redis-cli', ['-p', '6379', 'ZCARD', `${prefix}${key}`]).toString().trim());
+  const zcard = (key: string) => zcardOf(`${prefix}${key}`);
   const connect = (ip: string) => SmtpClient.connect({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: ip });
 
   it('clients hanging up mid-connect on the default store timeout leave no lease and no node count behind', async () => {
     env.slowRedis!.delayMs = 600;
-    await Promise.all(
-      Array.from({ length: 5 }, async () => {
-        const s = net.connect({ port: env.haraka.port, host: '127.0.0.1', localAddress: nextSource() });
-        await new Promise<void>((resolve, reject) => {
-          s.once('connect', () => resolve());
-          s.once('error', reject);
-        });
-        s.write('PROXY TCP4 198.18.84.1 198.18.255.25 40000 25\r\n');
-        await sleep(100);
-        s.destroy();
-      }),
-    );
+    await Promise.all(Array.from({ length: 5 }, () => announceAndHangUp(env.haraka.port, '198.18.84.1', 100)));
     await sleep(2500);
     env.slowRedis!.delayMs = 0;
     await until('Redis leases of the departed clients released', async () => zcard('limit:conc:ip:198.18.84.1') === 0, 5000);

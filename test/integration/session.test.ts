@@ -4,10 +4,10 @@
  * is an attack (or an accident) first.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { until, useHaraka } from '../helpers/env';
 import { uniquePrefix } from '../helpers/haraka';
-import { SmtpClient, assertReply, nextSource, session } from '../helpers/smtp';
+import { zcard as zcardOf } from '../helpers/redis-server';
+import { SmtpClient, announceAndHangUp, assertReply, nextSource, session } from '../helpers/smtp';
 
 const MESSAGE = 'From: a@example.org\nTo: b@example.com\nSubject: test\n\nhello\n';
 
@@ -101,26 +101,12 @@ describe('Session: leases belong to the session, even when granted after the cli
     },
   });
 
-  async function zcard(key: string): Promise<number> {
-    const { execFileSync } = await import('node:child_process');
-    return Number(execFileSync('redis-cli', ['-p', '6379', 'ZCARD', `${prefix}${key}`]).toString().trim());
-  }
+  const zcard = async (key: string): Promise<number> => zcardOf(`${prefix}${key}`);
 
   it('clients that hang up while admit() waits on a slow Redis leave no lease and no node count behind', async () => {
     env.slowRedis!.delayMs = 600;
     // five clients announce themselves and hang up at once, while their admit is in flight
-    await Promise.all(
-      Array.from({ length: 5 }, async () => {
-        const s = net.connect({ port: env.haraka.port, host: '127.0.0.1', localAddress: nextSource() });
-        await new Promise<void>((resolve, reject) => {
-          s.once('connect', () => resolve());
-          s.once('error', reject);
-        });
-        s.write('PROXY TCP4 198.18.82.1 198.18.255.25 40000 25\r\n');
-        await new Promise((r) => setTimeout(r, 100));
-        s.destroy();
-      }),
-    );
+    await Promise.all(Array.from({ length: 5 }, () => announceAndHangUp(env.haraka.port, '198.18.82.1', 100)));
     // every admit has landed by now, and every one of them is released
     await new Promise((r) => setTimeout(r, 2500));
     env.slowRedis!.delayMs = 0;
