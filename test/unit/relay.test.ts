@@ -43,6 +43,15 @@ describe('relay engine', () => {
     assert.equal(check('203.0.113.1', rcpt('u', 'sub.example.com')).reason, 'not_local');
     assert.equal(check('203.0.113.1', rcpt('u', 'sub.example.com'), null, policy({ acceptSubdomains: true })).reason, 'local_domain');
     assert.equal(check('203.0.113.1', rcpt('u', 'notexample.com'), null, policy({ acceptSubdomains: true })).reason, 'not_local');
+    // a subdomain is a whole label away: not a look-alike that ends in a local domain after its first dot
+    assert.equal(check('203.0.113.1', rcpt('u', 'a.notexample.com'), null, policy({ acceptSubdomains: true })).reason, 'not_local');
+    assert.equal(check('203.0.113.1', rcpt('u', 'mx.a-example.com'), null, policy({ acceptSubdomains: true })).reason, 'not_local');
+    assert.equal(check('203.0.113.1', rcpt('u', 'xexample.com'), null, policy({ acceptSubdomains: true })).reason, 'not_local');
+    // a recipient without a local part (Haraka gives user null) is judged by its domain alone
+    const noUser = check('203.0.113.1', rcpt(null, 'example.com', '<@example.com>'));
+    assert.equal(noUser.reason, 'local_domain');
+    assert.equal(noUser.data.rcpt, '@example.com');
+    assert.equal(check('203.0.113.1', rcpt(null, null, '<>')).reason, 'unqualified');
     assert.equal(isLocalDomain('a.b.example.com', { domains: new Set(['example.com']), acceptSubdomains: true }), true);
   });
 
@@ -58,6 +67,15 @@ describe('relay engine', () => {
     const ev = check('203.0.113.1', rcpt('u', 'other.example', '<@example.com:u@other.example>'));
     assert.equal(ev.reason, 'not_local');
     assert.equal(ev.data.sourceRoute, true);
+    assert.equal(ev.data.rcpt, 'u@other.example', 'the final mailbox is what the log names');
+    // the route is noted however the client wrote it; a plain address has none
+    for (const original of [' <@example.com:u@other.example>', '@example.com:u@other.example', '< @example.com:u@other.example>']) {
+      assert.equal(check('203.0.113.1', rcpt('u', 'other.example', original)).data.sourceRoute, true, original);
+    }
+    for (const original of ['<u@other.example>', 'u@other.example', '<"a@b"@other.example>']) {
+      assert.equal(check('203.0.113.1', rcpt('u', 'other.example', original)).data.sourceRoute, false, original);
+    }
+    assert.equal(check('203.0.113.1', rcpt('postmaster', null, '<postmaster>')).data.rcpt, 'postmaster');
     assert.equal(check('203.0.113.1', rcpt('u', 'example.com', '<@other.example:u@example.com>')).reason, 'local_domain');
   });
 
