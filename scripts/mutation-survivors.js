@@ -14,6 +14,12 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
+// piped into head: stop quietly
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const args = process.argv.slice(2);
 let report = path.join(__dirname, '..', 'reports', 'mutation', 'mutation.json');
 let scores = true;
