@@ -235,6 +235,72 @@ describe('list matching', () => {
   });
 });
 
+describe('list matching: several rDNS names, several indexes', () => {
+  const yes = { now: NOW, confirm: async () => true };
+
+  it('the most specific block among all the PTR names decides which allows can win, whatever their order', async () => {
+    const l = lists(entry('block', 'a.b.example'), entry('block', 'example'), entry('allow', 'partner.example'));
+    for (const ptrNames of [['h.a.b.example', 'mx.partner.example'], ['mx.partner.example', 'h.a.b.example']]) {
+      const v = await checkClient({ ip: '192.0.2.1', ptrNames }, l, yes);
+      assert.equal(v.verdict, 'block', ptrNames.join(' '));
+      assert.equal(v.match?.entry.value, 'a.b.example');
+    }
+  });
+
+  it('a confirmed allow as specific as the block wins the tie; of several confirmed allows the most specific is named', async () => {
+    const tie = lists(entry('block', 'bad.example'), entry('allow', 'good.example'));
+    assert.equal((await checkClient({ ip: '192.0.2.1', ptrNames: ['h.bad.example', 'mx.good.example'] }, tie, yes)).verdict, 'allow');
+    const two = lists(entry('allow', 'partner.example'), entry('allow', 'mx.partner.example'));
+    const v = await checkClient({ ip: '192.0.2.1', ptrNames: ['out.partner.example', 'a.mx.partner.example'] }, two, yes);
+    assert.equal(v.verdict, 'allow');
+    assert.equal(v.subject, 'a.mx.partner.example');
+    assert.equal(v.match?.entry.value, 'mx.partner.example');
+  });
+
+  it('PTR and HELO names with underscores are matched; malformed names are skipped, not fatal; at most maxNames (5) names', async () => {
+    const l = lists(entry('block', 'bad.example'));
+    assert.equal((await checkClient({ ip: '192.0.2.1', ptrNames: ['mail_1.bad.example'] }, l, noDns)).verdict, 'block');
+    assert.equal(checkHelo('x_y.bad.example', l, NOW).verdict, 'block');
+    assert.equal((await checkClient({ ip: '192.0.2.1', ptrNames: ['not a name!', '', 'h.bad.example'] }, l, noDns)).verdict, 'block');
+    const many = ['a', 'b', 'c', 'd', 'e'].map((x) => `${x}.clean.example`);
+    assert.equal((await checkClient({ ip: '192.0.2.1', ptrNames: [...many, 'h.bad.example'] }, l, noDns)).verdict, 'none', 'the sixth name is not looked at');
+    assert.equal((await checkClient({ ip: '192.0.2.1', ptrNames: [...many, 'h.bad.example'] }, l, { ...noDns, maxNames: 6 })).verdict, 'block');
+  });
+
+  it('across indexes the most specific entry wins whichever index holds it', () => {
+    const a = new EntryIndex([entry('block', '198.51.100.0/24')]);
+    const b = new EntryIndex([entry('block', '198.51.100.7')]);
+    const c = new EntryIndex([entry('allow', '198.51.100.0/28')]);
+    const ip = parseIp('198.51.100.7')!;
+    for (const order of [[a, b, c], [c, b, a], [b, a, c]]) {
+      assert.equal(new Lists(order).ip('block', ip, NOW)?.entry.value, '198.51.100.7/32');
+      assert.equal(new Lists(order).ip('allow', ip, NOW)?.entry.value, '198.51.100.0/28');
+    }
+  });
+
+  it('on a tie the first index (the files) names the entry, and the first PTR name the subject', async () => {
+    const file = entry('block', '198.51.100.7');
+    const store = { ...entry('block', '198.51.100.7'), source: 'cli:ops', reason: 'from the store' };
+    const l = new Lists([new EntryIndex([file]), new EntryIndex([store])]);
+    assert.equal(l.ip('block', parseIp('198.51.100.7')!, NOW)?.entry.source, 'test');
+    const names = lists(entry('block', 'bad.example'), entry('block', 'worse.example'));
+    const v = await checkClient({ ip: '192.0.2.1', ptrNames: ['h.bad.example', 'h.worse.example'] }, names, noDns);
+    assert.equal(v.subject, 'h.bad.example');
+  });
+
+  it('a large index is built in chunks with the same result', async () => {
+    const entries = Array.from({ length: 7 }, (_, i) => entry('block', `198.51.100.${i}`));
+    const ix = await EntryIndex.build(entries, 2);
+    assert.equal(ix.size, 7);
+    assert.equal(new Lists([ix]).ip('block', parseIp('198.51.100.6')!, NOW)?.entry.value, '198.51.100.6/32');
+  });
+
+  it('an index counts its entries of every list and kind', () => {
+    const ix = new EntryIndex([entry('block', '198.51.100.0/24'), entry('allow', '198.51.100.7'), entry('block', 'bad.example'), entry('allow', 'ok.example'), entry('block', 'x@bad.example', 'sender'), entry('allow', 'y@ok.example', 'rcpt')]);
+    assert.equal(ix.size, 6);
+  });
+});
+
 describe('shared lists in the store', () => {
   let now = NOW;
   const store = new MemoryStore(() => now, 0);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { HarakaConnection } from '../../plugins/shield/core/haraka';
-import { decide, exemption, formatReply, reply } from '../../plugins/shield/core/policy';
+import { ACTIONS, decide, exemption, formatReply, reply } from '../../plugins/shield/core/policy';
 import { sessionOf } from '../../plugins/shield/core/session';
 
 const replies = { reject: reply(550, '5.7.1', 'listed'), defer: reply(451, '4.7.1', 'try later') };
@@ -15,6 +15,10 @@ describe('policy', () => {
     assert.equal(decide(ev('fail'), { fail: 'tag', err: 'ignore' }, 'enforce', replies).action, 'tag');
     assert.equal(decide(ev('pass'), { fail: 'reject', err: 'reject' }, 'enforce', replies).reply, null);
     assert.equal(decide(ev('skip'), { fail: 'reject', err: 'reject' }, 'enforce', replies).reply, null);
+  });
+
+  it('offers exactly the four actions a config may name', () => {
+    assert.deepEqual([...ACTIONS], ['reject', 'defer', 'tag', 'ignore']);
   });
 
   it('never turns an infrastructure error into a permanent rejection', () => {
