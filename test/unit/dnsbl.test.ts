@@ -195,3 +195,47 @@ describe('dnsbl: config', () => {
     assert.throws(() => parseDnsblConfig({ ...base, main: { zones: 'zen', threshold: 'high' } } as never), /shield\.dnsbl\.ini \[main\] threshold/);
   });
 });
+
+describe('dnsbl: patterns and descriptions, edge by edge', () => {
+  const p = (t: string) => parsePattern(t, { label: 'x', weight: 1 });
+  const c = (t: string) => parseIp(t) as ParsedIp;
+
+  it('a range matches its ends and nothing past them', () => {
+    const r = p('127.0.0.4-127.0.0.7');
+    assert.deepEqual(['127.0.0.3', '127.0.0.4', '127.0.0.7', '127.0.0.8', '127.0.1.5'].map((x) => r.test(c(x))), [false, true, true, false, false]);
+    assert.equal(classify(zone(), ['127.0.0.8']).status, 'error', '127.0.0.8 is in none of the zone\'s ranges');
+  });
+
+  it('octet wildcards: four octets, each * or 0..255', () => {
+    assert.equal(p('127.0.*.255').test(c('127.0.9.255')), true);
+    assert.equal(p('127.0.*.3').test(c('127.1.9.3')), false);
+    for (const bad of ['127.0.*', '127.0.*.3.1', '127.0.*.256', '127.0.*.x3', '127.0.*.3x', '127.0.*.1234']) assert.throws(() => p(bad), /is not a code pattern/, bad);
+  });
+
+  it('an answer outside 127/8 is an error even when its first byte is 127 in IPv6 form', () => {
+    assert.equal(classify(zone({ listed: [] }), ['7f00::2']).status, 'error');
+  });
+
+  it('a pattern line has at most three words; extra spaces are fine', () => {
+    assert.throws(() => p('127.0.0.2 sbl 1 extra'), /write "<code/);
+    assert.equal(p('  127.0.0.2   sbl   2 ').weight, 2);
+    assert.equal(p('127.0.0.2').label, 'x');
+  });
+
+  it('describes only the listings that weigh: an allow zone that listed the client is not named in a refusal', () => {
+    const bl = zone({ name: 'bl', listed: [], weight: 1 });
+    const wl = zone({ name: 'wl', type: 'allow', listed: [], weight: -1 });
+    const r = (z: Zone): ZoneResult => ({ zone: z, item: '192.0.2.1', identity: 'ip', outcome: classify(z, ['127.0.0.2']) });
+    assert.equal(describeListings([r(bl), r(wl)]), 'bl https://check.example.net/?q=192.0.2.1');
+    const two = zone({ name: 'zen' });
+    assert.equal(describeListings([r(bl), { zone: two, item: '192.0.2.1', identity: 'ip', outcome: classify(two, ['127.0.0.2', '127.0.0.4']) }]), 'bl https://check.example.net/?q=192.0.2.1; zen (sbl,xbl) https://check.example.net/?q=192.0.2.1');
+  });
+
+  it('health: one failed test point is not "does not answer"; an unprobed listed point is not judged', () => {
+    const points = { listed: '127.0.0.2', unlisted: '127.0.0.1' };
+    assert.match(healthVerdict(zone(), points, { listed: null, unlisted: [] }).why, /does not list its test point 127\.0\.0\.2$/);
+    assert.equal(healthVerdict(zone(), points, { listed: ['127.0.0.2'], unlisted: null }).ok, true, 'a failed query for the unlisted point alone proves nothing');
+    assert.equal(healthVerdict(zone(), points, { listed: undefined, unlisted: null }).ok, true);
+    assert.match(healthVerdict(zone(), points, { listed: ['127.0.0.8', '127.0.0.9'], unlisted: [] }).why, /\(answered 127\.0\.0\.8,127\.0\.0\.9\)/);
+  });
+});
