@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { until, useHaraka } from '../helpers/env';
 import { uniquePrefix } from '../helpers/haraka';
 import { zcard as zcardOf } from '../helpers/redis-server';
-import { SmtpClient, announceAndHangUp, nextSource } from '../helpers/smtp';
+import { SmtpClient, announceAndHangUp, nextSource, type SmtpReply } from '../helpers/smtp';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,40 +37,37 @@ describe('leases with a Redis slower than the store timeout (integration)', func
     await Promise.all(conns.map((c) => c.quit()));
   });
 
-  it('a client alone on its address is never refused conc_ip = 1 because Redis was slow once before', async () => {
-    const ip = '198.18.84.10';
-    // 1. Redis is slow: the admit falls back to memory (memory lease), and lands in Redis later
+  /**
+   * 1. Redis is slow: the admit falls back to memory (a memory lease) and lands in Redis later;
+   * 2. Redis is fast again, the client leaves: its lease is released;
+   * 3. Redis is slow again, the same client comes back alone. Returns both greetings.
+   */
+  async function slowFastSlow(ip: string): Promise<{ first: SmtpReply; second: SmtpReply }> {
     env.slowRedis!.delayMs = 600;
     const a = await connect(ip);
-    assert.equal(a.greeting.code, 220, a.greeting.text);
     await sleep(1500);
-    // 2. Redis is fast again; the client leaves: its lease is released (in Redis)
     env.slowRedis!.delayMs = 0;
     await a.quit();
-    await until('the Redis lease of A to go', async () => zcard(`limit:conc:ip:${ip}`) === 0, 5000);
-    // 3. Redis is slow again; the same client comes back, alone
+    await until('the Redis lease of the first connection to go', async () => zcard(`limit:conc:ip:${ip}`) === 0, 5000);
     env.slowRedis!.delayMs = 600;
     const b = await connect(ip);
     await b.quit();
     await sleep(1500);
     env.slowRedis!.delayMs = 0;
-    assert.equal(b.greeting.code, 220, `nobody else is connected from ${ip}: ${b.greeting.text}`);
+    return { first: a.greeting, second: b.greeting };
+  }
+
+  it('a client alone on its address is never refused conc_ip = 1 because Redis was slow once before', async () => {
+    const ip = '198.18.84.10';
+    const { first, second } = await slowFastSlow(ip);
+    assert.equal(first.code, 220, first.text);
+    assert.equal(second.code, 220, `nobody else is connected from ${ip}: ${second.text}`);
   });
 
   it('a lease Redis grants after the memory fallback refused the client does not keep the address out', async () => {
     const ip = '198.18.84.20';
-    // the same sequence: a memory lease left behind by a fast release, then a refused fallback admit
-    env.slowRedis!.delayMs = 600;
-    const a = await connect(ip);
-    await sleep(1500);
-    env.slowRedis!.delayMs = 0;
-    await a.quit();
-    await until('the Redis lease of A to go', async () => zcard(`limit:conc:ip:${ip}`) === 0, 5000);
-    env.slowRedis!.delayMs = 600;
-    const b = await connect(ip);
-    await b.quit();
-    await sleep(1500);
-    env.slowRedis!.delayMs = 0;
+    // a memory lease left behind by a fast release, then a refused fallback admit
+    await slowFastSlow(ip);
     await sleep(300);
     // Redis is healthy now and nobody is connected from ip
     const leases = zcard(`limit:conc:ip:${ip}`);

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import type { HarakaConnection } from '../../plugins/shield/core/haraka';
-import { ACTIONS, decide, exemption, formatReply, reply } from '../../plugins/shield/core/policy';
-import { sessionOf } from '../../plugins/shield/core/session';
+import { ACTIONS, decide, formatReply, reply } from '../../plugins/shield/core/policy';
 
 const replies = { reject: reply(550, '5.7.1', 'listed'), defer: reply(451, '4.7.1', 'try later') };
 const ev = (outcome: 'pass' | 'fail' | 'skip' | 'err') => ({ check: 't', outcome, reason: 'r' });
@@ -35,18 +33,5 @@ describe('policy', () => {
 
   it('refuses a reply whose code and status classes differ', () => {
     assert.throws(() => reply(550, '4.7.1', 'x'), /classes differ/);
-  });
-
-  it('names the exemption that applies, in order, and only the ones asked for', () => {
-    const conn = { notes: {}, remote: { ip: '10.0.0.1', port: 1, is_private: true }, local: { ip: '127.0.0.1', port: 25 } } as unknown as HarakaConnection;
-    assert.equal(exemption(conn, {}), 'private_ip');
-    assert.equal(exemption(conn, { privateIps: false }), null);
-    sessionOf(conn).allowlisted = true;
-    assert.equal(exemption(conn, {}), 'allowlisted');
-    conn.notes.auth_user = 'alice';
-    assert.equal(exemption(conn, {}), 'authenticated');
-    sessionOf(conn).relayClient = true;
-    assert.equal(exemption(conn, {}), 'relay_client');
-    assert.equal(exemption(conn, { relayClients: false, authenticated: false }), 'allowlisted');
   });
 });

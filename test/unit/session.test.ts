@@ -101,6 +101,7 @@ describe('Session', () => {
     assert.equal(s.exemption(), 'authenticated');
     s.relayClient = true;
     assert.equal(s.exemption(), 'relay_client');
+    assert.equal(s.exemption({ relayClients: false, authenticated: false }), 'allowlisted');
     assert.equal(s.exemption({ relayClients: false, authenticated: false, allowlisted: false, privateIps: false }), null);
     assert.equal(existingSession(conn()), undefined);
   });

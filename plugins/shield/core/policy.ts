@@ -4,9 +4,7 @@
  * logged. Replies carry RFC 3463 enhanced status codes.
  */
 import DSN from 'haraka-dsn';
-import type { HarakaConnection } from './haraka';
 import type { Evidence } from './results';
-import { sessionOf, type ExemptOptions } from './session';
 
 export type Action = 'reject' | 'defer' | 'tag' | 'ignore';
 export const ACTIONS: readonly Action[] = ['reject', 'defer', 'tag', 'ignore'];
@@ -63,15 +61,4 @@ export function decide(ev: Evidence, actions: OutcomeActions, mode: Mode, replie
   const r = effective === 'reject' ? replies.reject : effective === 'defer' ? replies.defer : null;
   if (!r) return { action: effective, reply: null, wouldSend: null };
   return { action: effective, reply: mode === 'enforce' ? r : null, wouldSend: r };
-}
-
-export type { ExemptOptions };
-
-/**
- * Whether the client is exempt from a check, and why: "relay_client", "authenticated",
- * "allowlisted" or "private_ip" (the Session decides). Returns null when the check applies. The
- * caller records `skip:<reason>` so the log shows why a check did not run.
- */
-export function exemption(conn: HarakaConnection, opts: ExemptOptions): string | null {
-  return sessionOf(conn).exemption(opts);
 }
