@@ -6,10 +6,9 @@ import { errorMessage } from '../plugins/shield/core/errors';
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { ConfigHandle, parseDuration, type SchemaOf } from '../plugins/shield/core/config';
 import type { HarakaConfig } from '../plugins/shield/core/haraka';
-import { ENTRY_KINDS, SharedLists, parseEntryValue, readListFiles, type EntryKind, type ListEntry, type ListName } from '../plugins/shield/core/list-entries';
+import { ENTRY_KINDS, SharedLists, parseEntryText, readListFiles, type EntryKind, type ListEntry, type ListName } from '../plugins/shield/core/list-entries';
 import { parseIp } from '../plugins/shield/core/net';
 import { formatReply } from '../plugins/shield/core/policy';
 import { RedisStore } from '../plugins/shield/core/redis-store';
@@ -19,8 +18,9 @@ import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type ClientVer
 import { BLOCKLIST_SCHEMA } from '../plugins/shield/checks/blocklist-config';
 import { addressReplies, clientReplies } from '../plugins/shield/checks/list-replies';
 
-/** a user mistake: one line on stderr, exit 1, nothing written */
-export class CliError extends Error {}
+import { CliError, parseCliArgs } from './args';
+
+export { CliError };
 
 export const LISTS_USAGE = `usage:
   haraka-shield block add ENTRY... [--kind KIND] [--ttl DURATION] [--reason TEXT] [--source TEXT]
@@ -33,7 +33,8 @@ options:
   --kind KIND    ip, domain (client rDNS/HELO name), sender or rcpt; guessed when left out:
                  an IP or CIDR is ip, user@domain is sender, anything else is domain
   --ttl D        expire the entry after D (30m, 12h, 7d, 4w); default: never
-entries: 192.0.2.7, 198.51.100.0/24, 2001:db8::/48, host.example.com, user@example.com, example.org
+entries: 192.0.2.7, 198.51.100.0/24, 2001:db8::/48, host.example.com, user@example.com, example.org,
+         or with the kind written as in the files: rcpt:old@example.com, sender:example.org
 Shared entries live in the store of config/shield.ini ([store], Redis from config/redis.ini); the
 entries in config/shield.blocklist.block|allow are listed and tested too, but edited in the files.`;
 
@@ -105,6 +106,20 @@ function kindOpt(v: string | undefined): EntryKind | undefined {
   return v as EntryKind;
 }
 
+/** --ttl: a positive duration of at least a second */
+export function ttlOpt(text: string): number {
+  const t = text.trim();
+  if (t.startsWith('-') || /^0+(\.0*)?\s*[a-z]*$/i.test(t)) throw new CliError(`--ttl ${text}: must be a positive duration (30m, 12h, 7d)`);
+  let sec: number;
+  try {
+    sec = parseDuration(t);
+  } catch (err) {
+    throw new CliError(`--ttl: ${errorMessage(err)}`);
+  }
+  if (!(sec >= 1)) throw new CliError(`--ttl ${text}: must be at least 1s`);
+  return sec;
+}
+
 function when(ms: number | null): string {
   return ms === null ? 'never' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
@@ -126,30 +141,34 @@ export async function listsCommand(list: ListName, argv: string[], io: Io): Prom
     io.out(LISTS_USAGE);
     return sub ? 0 : 2;
   }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        kind: { type: 'string' },
-        ttl: { type: 'string' },
-        reason: { type: 'string' },
-        source: { type: 'string' },
-        json: { type: 'boolean' },
-        helo: { type: 'string' },
-        rdns: { type: 'string' },
-        from: { type: 'string' },
-        rcpt: { type: 'string' },
-      },
-    });
-  } catch (err) {
-    throw new CliError(errorMessage(err));
-  }
-  const { values: o, positionals } = parsed;
-  const inst = loadInstance(o.config ?? process.env.HARAKA ?? process.cwd());
+  const args = parseCliArgs(rest, {
+    config: 'string',
+    kind: 'string',
+    ttl: 'string',
+    reason: 'string',
+    source: 'string',
+    json: 'boolean',
+    helo: 'string',
+    rdns: 'string',
+    from: 'string',
+    rcpt: 'string',
+  });
+  const opt = (name: string): string | undefined => args.strings.get(name);
+  const o = {
+    config: opt('config'),
+    kind: opt('kind'),
+    ttl: opt('ttl'),
+    reason: opt('reason'),
+    source: opt('source'),
+    json: args.flags.has('json'),
+    helo: opt('helo'),
+    rdns: opt('rdns'),
+    from: opt('from'),
+    rcpt: opt('rcpt'),
+  };
+  const positionals = args.positionals;
   const kind = kindOpt(o.kind);
+  const inst = loadInstance(o.config ?? process.env.HARAKA ?? process.cwd());
 
   switch (sub) {
     case 'add':
@@ -158,20 +177,13 @@ export async function listsCommand(list: ListName, argv: string[], io: Io): Prom
       // validate everything before writing anything
       const items = positionals.map((p) => {
         try {
-          return parseEntryValue(p, kind);
+          return parseEntryText(p, kind);
         } catch (err) {
           throw new CliError(errorMessage(err));
         }
       });
-      let ttlSec: number | null = null;
-      if (sub === 'add' && o.ttl !== undefined) {
-        try {
-          ttlSec = parseDuration(o.ttl);
-        } catch (err) {
-          throw new CliError(`--ttl: ${errorMessage(err)}`);
-        }
-        if (!(ttlSec >= 1)) throw new CliError(`--ttl ${o.ttl}: must be at least 1s`);
-      }
+      const ttlSec = sub === 'add' && o.ttl !== undefined ? ttlOpt(o.ttl) : null;
+      if (sub === 'remove' && o.ttl !== undefined) throw new CliError(`${list} remove: --ttl is for add`);
       const store = await openStore(inst);
       if (!store) throw memoryBackendError();
       try {

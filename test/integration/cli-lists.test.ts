@@ -30,7 +30,23 @@ describe('haraka-shield block / allow (CLI)', function () {
     [['block', 'add', '10.1.2.3/33'], /^haraka-shield: "10\.1\.2\.3\/33": prefix length must be 0\.\.32\n$/],
     [['block', 'add', 'bad_name!'], /^haraka-shield: "bad_name!" is not a host or domain name\n$/],
     [['block', 'add', '192.0.2.1', '--kind', 'domain'], /^haraka-shield: "192\.0\.2\.1" is an IP address; use an ip entry\n$/],
-    [['block', 'add', '192.0.2.1', '--ttl', '5x'], /^haraka-shield: --ttl: "5x" is not a duration \(e\.g\. 30s, 5m, 2h, 7d\)\n$/],
+    [['block', 'add', '192.0.2.1', '--ttl', '5x'], /^haraka-shield: --ttl: "5x" is not a duration[^\n]*\(e\.g\. [^\n]*30s, 5m, 2h, 7d\)[^\n]*\n$/],
+    [['block', 'add', '198.51.100.7', '--ttl', '-5s'], /^haraka-shield: --ttl -5s: must be a positive duration \(30m, 12h, 7d\)\n$/],
+    [['block', 'add', '198.51.100.7', '--ttl=-5s'], /^haraka-shield: --ttl -5s: must be a positive duration \(30m, 12h, 7d\)\n$/],
+    [['block', 'add', '198.51.100.7', '--ttl', '0'], /^haraka-shield: --ttl 0: must be a positive duration \(30m, 12h, 7d\)\n$/],
+    [['block', 'add', '198.51.100.7', '--ttl', '0.5s'], /^haraka-shield: --ttl 0\.5s: must be at least 1s\n$/],
+    [['block', 'add', '198.51.100.7', '--ttl'], /^haraka-shield: --ttl needs a value\n$/],
+    [['block', 'add', '198.51.100.7', '--ttl', '--json'], /^haraka-shield: --ttl needs a value\n$/],
+    [['block', 'add', '198.51.100.7', '--tll', '5m'], /^haraka-shield: unknown option --tll \(options: --config, --kind, --ttl, [^\n]*\)\n$/],
+    [['block', 'add', '198.51.100.7', '-t', '5m'], /^haraka-shield: unknown option -t \(options: [^\n]*\)\n$/],
+    [['block', 'list', '--json=yes'], /^haraka-shield: --json takes no value \(got --json=yes\)\n$/],
+    [['block', 'add', '10.0.0'], /^haraka-shield: "10\.0\.0" is not a valid IP address or CIDR range\n$/],
+    [['block', 'add', '300.1.2.3'], /^haraka-shield: "300\.1\.2\.3" is not a valid IP address or CIDR range\n$/],
+    [['block', 'add', 'localhost'], /^haraka-shield: "localhost" is a single label[^\n]*\n$/],
+    [['block', 'add', 'rcpt:someone@example.com', '--kind', 'sender'], /^haraka-shield: "rcpt:someone@example\.com": the prefix rcpt: and the kind sender disagree\n$/],
+    [['block', 'add', 'rcpt:', '198.51.100.7'], /^haraka-shield: [^\n]+\n$/],
+    [['block', 'add', 'host:spam.example.net'], /^haraka-shield: [^\n]+\n$/],
+    [['block', 'remove', '198.51.100.7', '--ttl', '5m'], /^haraka-shield: block remove: --ttl is for add\n$/],
     [['block', 'add', '192.0.2.1', '--kind', 'host'], /^haraka-shield: --kind host: must be one of ip, domain, sender, rcpt\n$/],
     [['block', 'add', '192.0.2.1', 'user@'], /^haraka-shield: "user@" is not an email address\n$/],
     [['block', 'frobnicate'], /^haraka-shield: block: unknown subcommand frobnicate/],
@@ -48,11 +64,17 @@ describe('haraka-shield block / allow (CLI)', function () {
     assert.match(await cli(['block', 'add', '203.0.113.0/24', 'Spam.Example.NET.', '--ttl', '2h', '--reason', 'seen in a run', ...at]), /added block ip 203\.0\.113\.0\/24 \(expires \S+\) in redis:\/\/127\.0\.0\.1:6379 prefix/);
     await cli(['allow', 'add', '203.0.113.7', ...at]);
     await cli(['block', 'add', 'old@example.com', '--kind', 'rcpt', '--source', 'ticket-42', ...at]);
+    // the kind written as the files write it: a recipient entry, not a sender "rcpt:someone@..."
+    assert.match(await cli(['block', 'add', 'rcpt:Someone@example.com', '--reason', '-x- marks it', ...at]), /^added block rcpt someone@example\.com in /);
+    assert.match(await cli(['block', 'add', 'sender:bulk.example.org', '--kind', 'sender', ...at]), /^added block sender bulk\.example\.org in /);
     const table = await cli(['block', 'list', ...at]);
     assert.match(table, /^KIND +ENTRY +EXPIRES +SOURCE +REASON$/m);
     assert.match(table, /^domain +spam\.example\.net +\S+Z +cli:\S+ +seen in a run$/m);
     assert.match(table, /^ip +198\.51\.100\.0\/24 +never +shield\.blocklist\.block:1 +from the file$/m);
     assert.match(table, /^rcpt +old@example\.com +never +ticket-42 *$/m);
+    assert.match(table, /^rcpt +someone@example\.com +never +cli:\S+ +-x- marks it$/m);
+    assert.match(table, /^sender +bulk\.example\.org +never /m);
+    assert.doesNotMatch(table, /rcpt:/);
     const json = JSON.parse(await cli(['block', 'list', '--kind', 'ip', '--json', ...at])) as Array<{ value: string; expiresAt: string | null; reason: string }>;
     assert.deepEqual(json.map((e) => e.value).sort(), ['198.51.100.0/24', '203.0.113.0/24']);
     const exp = Date.parse(json.find((e) => e.value === '203.0.113.0/24')?.expiresAt ?? '');
@@ -86,6 +108,13 @@ describe('haraka-shield block / allow (CLI)', function () {
     const r = await runCli(['block', 'list', '--config', bad]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /shield\.ini \[store\] backend/);
+  });
+
+  it('answers an unknown command with one line, exit 1', async () => {
+    const r = await runCli(['blok', 'add', '192.0.2.1']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'haraka-shield: unknown command blok (commands: install, config, import, block, allow; haraka-shield --help)\n');
+    assert.equal(r.stdout, '');
   });
 
   it('prints help with --help (exit 0) and usage without a subcommand (exit 2)', async () => {
