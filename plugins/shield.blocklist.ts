@@ -7,11 +7,11 @@
  * mail (sender), rcpt (recipients; client blocks too when delay_reject is on).
  */
 import { errorMessage } from './shield/core/errors';
-import { ConfigHandle } from './shield/core/config';
+import type { ConfigHandle } from './shield/core/config';
 import { VERSION_KEY, SharedLists, readListFiles } from './shield/core/list-entries';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { reply, type Reply } from './shield/core/policy';
-import { setupShield, type PluginHandle } from './shield/core/suite';
+import { registerShield, setupShield, type PluginHandle } from './shield/core/suite';
 import { BLOCKLIST_SCHEMA } from './shield/checks/blocklist-config';
 import { EntryIndex, Lists, checkAddress, checkClient, checkHelo, type ClientVerdict } from './shield/checks/list-match';
 import { addressEvidence, addressReplies, clientEvidence, clientReplies } from './shield/checks/list-replies';
@@ -32,6 +32,8 @@ interface BlocklistPlugin extends HarakaPlugin {
   shield: PluginHandle;
   cfg: ConfigHandle<typeof BLOCKLIST_SCHEMA>;
   files: EntryIndex;
+  /** re-reads the list files (one function, so each file has it once as listener) */
+  reloadListFiles: () => void;
   /** entries from Redis (the fleet's), kept through a Redis outage */
   sharedIndex: EntryIndex;
   sharedVersion: number | null;
@@ -49,11 +51,16 @@ function state(plugin: BlocklistPlugin, conn: HarakaConnection): ClientState | u
 }
 
 function readFiles(plugin: BlocklistPlugin): EntryIndex {
+  const files = plugin.shield.suite.files;
   const entries = readListFiles(
-    plugin.config,
+    (file) => {
+      const handle = files.lines(file, plugin);
+      // the same listener once per file: an edit of the file rebuilds the index
+      handle.onChange(plugin.reloadListFiles);
+      return handle.current;
+    },
     plugin.cfg.current.main,
     (file, n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`),
-    () => reloadFiles(plugin),
   );
   return new EntryIndex(entries);
 }
@@ -143,98 +150,101 @@ function addressCheck(plugin: BlocklistPlugin, conn: HarakaConnection, kind: 'se
 }
 
 export function register(this: BlocklistPlugin): void {
-  this.shield = setupShield(this, 'blocklist');
-  this.cfg = new ConfigHandle(this, 'shield.blocklist.ini', BLOCKLIST_SCHEMA);
-  this.sharedIndex = new EntryIndex();
-  this.sharedVersion = null;
-  this.localIndex = new EntryIndex();
-  this.localVersion = null;
-  this.syncing = false;
-  this.syncAgain = false;
-  this.timer = null;
-  this.files = readFiles(this);
-  relink(this);
-  this.loginfo(`list files: ${this.files.size} entries`);
-  this.cfg.onChange(() => {
-    reloadFiles(this);
+  registerShield(this, () => {
+    this.shield = setupShield(this, 'blocklist');
+    this.cfg = this.shield.suite.files.ini('shield.blocklist.ini', BLOCKLIST_SCHEMA, this);
+    this.reloadListFiles = () => reloadFiles(this);
+    this.sharedIndex = new EntryIndex();
+    this.sharedVersion = null;
+    this.localIndex = new EntryIndex();
+    this.localVersion = null;
+    this.syncing = false;
+    this.syncAgain = false;
+    this.timer = null;
+    this.files = readFiles(this);
+    relink(this);
+    this.loginfo(`list files: ${this.files.size} entries`);
+    this.cfg.onChange(() => {
+      reloadFiles(this);
+      startSync(this);
+    });
+    // a change made in this process (blockTemporarily, ...) applies here at once
+    this.shield.suite.lists.onChange(() => void sync(this));
     startSync(this);
-  });
-  // a change made in this process (blockTemporarily, ...) applies here at once
-  this.shield.suite.lists.onChange(() => void sync(this));
-  startSync(this);
-  void sync(this);
+    void sync(this);
 
-  this.blocklist_connect = this.shield.hook(
-    'connect',
-    async (conn) => {
-      const session = this.shield.session(conn);
-      const verdict = await checkClient({ ip: session.identity.ipText, ptrNames: ptrNames(this, conn) }, this.lists, {
-        now: Date.now(),
-        confirm: (name, ip) => this.shield.suite.resolver.forwardConfirms(name, ip),
-        maxNames: this.cfg.current.main.max_rdns_names,
-      });
-      session.local<ClientState>(STATE, () => ({ verdict })).verdict = verdict;
-      for (const name of verdict.dnsErrors ?? []) {
-        this.shield.record(conn, { check: 'blocklist', outcome: 'err', reason: 'rdns_confirm', data: { name } });
-      }
-      if (verdict.verdict === 'none') return undefined;
-      this.shield.record(conn, clientEvidence(verdict));
-      if (verdict.verdict === 'allow') {
-        session.allowlisted = true;
-        return undefined;
-      }
-      if (this.cfg.current.main.delay_reject) return undefined;
-      return clientReply(this, conn, verdict, 'connect') ?? undefined;
-    },
-    () => reply(421, '4.3.0', 'Temporary failure checking the local lists; please try again later', true),
-  );
-  this.register_hook('connect', 'blocklist_connect', -90);
-
-  this.blocklist_helo = this.shield.hook(
-    'helo',
-    (conn, helo: string) => {
-      const st = state(this, conn);
-      if (!st) return undefined;
-      if (st.verdict.verdict === 'none') {
-        const v = checkHelo(String(helo ?? ''), this.lists, Date.now());
-        if (v.verdict === 'block') {
-          // sticky: a later HELO with another name does not clear it
-          st.verdict = v;
-          this.shield.record(conn, clientEvidence(v));
+    this.blocklist_connect = this.shield.hook(
+      'connect',
+      async (conn) => {
+        const session = this.shield.session(conn);
+        const verdict = await checkClient({ ip: session.identity.ipText, ptrNames: ptrNames(this, conn) }, this.lists, {
+          now: Date.now(),
+          confirm: (name, ip) => this.shield.suite.resolver.forwardConfirms(name, ip),
+          maxNames: this.cfg.current.main.max_rdns_names,
+        });
+        session.local<ClientState>(STATE, () => ({ verdict })).verdict = verdict;
+        for (const name of verdict.dnsErrors ?? []) {
+          this.shield.record(conn, { check: 'blocklist', outcome: 'err', reason: 'rdns_confirm', data: { name } });
         }
-      }
-      if (st.verdict.verdict !== 'block' || this.cfg.current.main.delay_reject) return undefined;
-      return clientReply(this, conn, st.verdict, 'helo') ?? undefined;
-    },
-    () => reply(451, '4.3.0', 'Temporary failure checking the local lists; please try again later'),
-  );
-  this.register_hook('helo', 'blocklist_helo', -90);
-  this.register_hook('ehlo', 'blocklist_helo', -90);
+        if (verdict.verdict === 'none') return undefined;
+        this.shield.record(conn, clientEvidence(verdict));
+        if (verdict.verdict === 'allow') {
+          session.allowlisted = true;
+          return undefined;
+        }
+        if (this.cfg.current.main.delay_reject) return undefined;
+        return clientReply(this, conn, verdict, 'connect') ?? undefined;
+      },
+      () => reply(421, '4.3.0', 'Temporary failure checking the local lists; please try again later', true),
+    );
+    this.register_hook('connect', 'blocklist_connect', -90);
 
-  this.blocklist_mail = this.shield.hook(
-    'mail',
-    (conn, [from]: MailParams) => {
-      // (a client refused at HELO never gets here: Haraka wants an accepted HELO before MAIL)
-      if (!from?.host || !from.user) return undefined; // null sender <>
-      return addressCheck(this, conn, 'sender', `${from.user}@${from.host}`);
-    },
-    () => reply(451, '4.3.0', 'Temporary failure checking the local lists; please try again later'),
-  );
-  this.register_hook('mail', 'blocklist_mail', -90);
+    this.blocklist_helo = this.shield.hook(
+      'helo',
+      (conn, helo: string) => {
+        const st = state(this, conn);
+        if (!st) return undefined;
+        if (st.verdict.verdict === 'none') {
+          const v = checkHelo(String(helo ?? ''), this.lists, Date.now());
+          if (v.verdict === 'block') {
+            // sticky: a later HELO with another name does not clear it
+            st.verdict = v;
+            this.shield.record(conn, clientEvidence(v));
+          }
+        }
+        if (st.verdict.verdict !== 'block' || this.cfg.current.main.delay_reject) return undefined;
+        return clientReply(this, conn, st.verdict, 'helo') ?? undefined;
+      },
+      () => reply(451, '4.3.0', 'Temporary failure checking the local lists; please try again later'),
+    );
+    this.register_hook('helo', 'blocklist_helo', -90);
+    this.register_hook('ehlo', 'blocklist_helo', -90);
 
-  // after shield.relay (-100): a foreign recipient is refused as a relay attempt first
-  this.blocklist_rcpt = this.shield.hook(
-    'rcpt',
-    (conn, [rcpt]: RcptParams) => {
-      const st = state(this, conn);
-      if (st?.verdict.verdict === 'block' && this.cfg.current.main.delay_reject && !this.shield.suite.exemptRecipient(rcpt)) {
-        const r = clientReply(this, conn, st.verdict, 'rcpt');
-        if (r) return r;
-      }
-      if (!rcpt?.host || !rcpt.user) return undefined;
-      return addressCheck(this, conn, 'rcpt', `${rcpt.user}@${rcpt.host}`);
-    },
-    () => reply(451, '4.3.0', 'Temporary failure checking the local lists; please try again later'),
-  );
-  this.register_hook('rcpt', 'blocklist_rcpt', -50);
+    this.blocklist_mail = this.shield.hook(
+      'mail',
+      (conn, [from]: MailParams) => {
+        // (a client refused at HELO never gets here: Haraka wants an accepted HELO before MAIL)
+        if (!from?.host || !from.user) return undefined; // null sender <>
+        return addressCheck(this, conn, 'sender', `${from.user}@${from.host}`);
+      },
+      () => reply(451, '4.3.0', 'Temporary failure checking the local lists; please try again later'),
+    );
+    this.register_hook('mail', 'blocklist_mail', -90);
+
+    // after shield.relay (-100): a foreign recipient is refused as a relay attempt first
+    this.blocklist_rcpt = this.shield.hook(
+      'rcpt',
+      (conn, [rcpt]: RcptParams) => {
+        const st = state(this, conn);
+        if (st?.verdict.verdict === 'block' && this.cfg.current.main.delay_reject && !this.shield.suite.exemptRecipient(rcpt)) {
+          const r = clientReply(this, conn, st.verdict, 'rcpt');
+          if (r) return r;
+        }
+        if (!rcpt?.host || !rcpt.user) return undefined;
+        return addressCheck(this, conn, 'rcpt', `${rcpt.user}@${rcpt.host}`);
+      },
+      () => reply(451, '4.3.0', 'Temporary failure checking the local lists; please try again later'),
+    );
+    this.register_hook('rcpt', 'blocklist_rcpt', -50);
+  });
 }

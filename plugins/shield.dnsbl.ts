@@ -7,11 +7,10 @@
  *   shield/checks/dnsbl-lookup.ts   the lookups, through the fleet's shared cache
  *   shield/checks/dnsbl-health.ts   each zone's health, probed by one node per interval and shared
  */
-import { errorMessage } from './shield/core/errors';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
-import { setupShield, type PluginHandle } from './shield/core/suite';
+import { registerShield, setupShield, type PluginHandle } from './shield/core/suite';
 import { listedZones, listingText, score, type ZoneResult } from './shield/checks/dnsbl';
 import { DNSBL_FILE, parseDnsblConfig, type DnsblConfig } from './shield/checks/dnsbl-config';
 import { ZoneHealth } from './shield/checks/dnsbl-health';
@@ -43,17 +42,15 @@ interface DnsblPlugin extends HarakaPlugin {
   health: ZoneHealth;
 }
 
-function load(plugin: DnsblPlugin, first: boolean): void {
-  try {
-    plugin.cfg = parseDnsblConfig(plugin.config.get(DNSBL_FILE, 'ini', () => load(plugin, false)) as Record<string, Record<string, unknown>>, (m) => plugin.logwarn(m));
-    if (!first) {
-      plugin.loginfo(`reloaded ${DNSBL_FILE}: zones ${plugin.cfg.zones.map((z) => z.name).join(', ') || '(none)'}`);
-      plugin.health.start();
-    }
-  } catch (err) {
-    if (first) throw err;
-    plugin.logerror(`${errorMessage(err)}; keeping the last good ${DNSBL_FILE}`);
-  }
+/** shield.dnsbl.ini through the suite's registry: the first load throws, a bad edit keeps the last good one */
+function load(plugin: DnsblPlugin): void {
+  const file = plugin.shield.suite.files.parsed(DNSBL_FILE, 'shield.dnsbl', (raw) => parseDnsblConfig(raw as Record<string, Record<string, unknown>> | null, (m) => plugin.logwarn(m)), plugin);
+  plugin.cfg = file.current;
+  file.onChange((cfg) => {
+    plugin.cfg = cfg;
+    plugin.loginfo(`zones in use: ${cfg.zones.map((z) => z.name).join(', ') || '(none)'}`);
+    plugin.health.start();
+  });
 }
 
 /** Score what the lookups found, record it, and return the reply (or null to let the mail on). */
@@ -94,80 +91,82 @@ async function confirmedNames(plugin: DnsblPlugin, conn: HarakaConnection): Prom
 }
 
 export function register(this: DnsblPlugin): void {
-  this.shield = setupShield(this, 'dnsbl');
-  // the suite's resolver of the moment (a new shield.ini [dns] replaces it)
-  const resolver: ZoneResolver = { query: (name, type) => this.shield.suite.resolver.query(name, type) };
-  const store = this.shield.suite.store;
-  this.health = new ZoneHealth({ resolver, store, log: { error: (m) => this.logerror(m), notice: (m) => this.lognotice(m) }, config: () => this.cfg });
-  this.lookups = new ZoneLookups({ resolver, store, log: { error: (m) => this.logerror(m) }, settings: () => this.cfg.main, disabled: (zone) => this.health.disabled.has(zone) });
-  load(this, true);
-  this.health.start();
-  const ipZones = (conn: HarakaConnection) => this.lookups.all(ipLookups(this.cfg.zones, this.shield.session(conn).identity.ip));
+  registerShield(this, () => {
+    this.shield = setupShield(this, 'dnsbl');
+    // the suite's resolver of the moment (a new shield.ini [dns] replaces it)
+    const resolver: ZoneResolver = { query: (name, type) => this.shield.suite.resolver.query(name, type) };
+    const store = this.shield.suite.store;
+    this.health = new ZoneHealth({ resolver, store, log: { error: (m) => this.logerror(m), notice: (m) => this.lognotice(m) }, config: () => this.cfg });
+    this.lookups = new ZoneLookups({ resolver, store, log: { error: (m) => this.logerror(m) }, settings: () => this.cfg.main, disabled: (zone) => this.health.disabled.has(zone) });
+    load(this);
+    this.health.start();
+    const ipZones = (conn: HarakaConnection) => this.lookups.all(ipLookups(this.cfg.zones, this.shield.session(conn).identity.ip));
 
-  // the address lists are asked at connect_init, in parallel with the PTR lookup (lookup_rdns) that
-  // follows it; whether the answers are used is decided at connect, once the exemptions are known
-  this.dnsbl_connect_init = this.shield.hook('connect_init', (conn) => {
-    const session = this.shield.session(conn);
-    if (session.closed || session.peek(STATE)) return undefined;
-    const st = session.local(STATE, newConnState);
-    if (!(this.cfg.main.exempt_private && session.identity.isPrivate)) st.pending.push(ipZones(conn));
-    return undefined;
-  });
-  this.register_hook('connect_init', 'dnsbl_connect_init');
-
-  // after shield.relay, shield.blocklist, shield.limit and shield.rdns have looked at the client
-  this.dnsbl_connect = this.shield.hook('connect', async (conn) => {
-    const session = this.shield.session(conn);
-    let st = session.peek<ConnState>(STATE);
-    if (!st) {
-      // connect_init was answered by another plugin before ours: ask now
-      st = session.local(STATE, newConnState);
-      st.pending.push(ipZones(conn));
-    }
-    st.skip = session.exemption({ relayClients: true, authenticated: true, allowlisted: true, privateIps: this.cfg.main.exempt_private });
-    if (st.skip) {
-      this.shield.record(conn, { check: 'dnsbl', outcome: 'skip', reason: st.skip });
+    // the address lists are asked at connect_init, in parallel with the PTR lookup (lookup_rdns) that
+    // follows it; whether the answers are used is decided at connect, once the exemptions are known
+    this.dnsbl_connect_init = this.shield.hook('connect_init', (conn) => {
+      const session = this.shield.session(conn);
+      if (session.closed || session.peek(STATE)) return undefined;
+      const st = session.local(STATE, newConnState);
+      if (!(this.cfg.main.exempt_private && session.identity.isPrivate)) st.pending.push(ipZones(conn));
       return undefined;
-    }
-    if (this.cfg.zones.some((z) => z.type === 'domain' && z.identities.includes('rdns'))) {
-      st.pending.push(confirmedNames(this, conn).then((names) => this.lookups.all(names.flatMap((n) => domainLookups(this.cfg.zones, 'rdns', n)))));
-    }
-    if (this.cfg.main.enforce_at !== 'connect') return undefined;
-    return (await decideFor(this, conn, st.pending, true)) ?? undefined;
-  });
-  this.register_hook('connect', 'dnsbl_connect', -70);
+    });
+    this.register_hook('connect_init', 'dnsbl_connect_init');
 
-  this.dnsbl_helo = this.shield.hook('helo', (conn, helo: string) => {
-    const st = this.shield.session(conn).peek<ConnState>(STATE);
-    if (!st || st.skip || st.helo) return undefined;
-    st.helo = true;
-    const lookups = domainLookups(this.cfg.zones, 'helo', String(helo ?? ''));
-    if (lookups.length) st.pending.push(this.lookups.all(lookups));
-    return undefined;
-  });
-  this.register_hook('helo', 'dnsbl_helo', -70);
-  this.register_hook('ehlo', 'dnsbl_helo', -70);
+    // after shield.relay, shield.blocklist, shield.limit and shield.rdns have looked at the client
+    this.dnsbl_connect = this.shield.hook('connect', async (conn) => {
+      const session = this.shield.session(conn);
+      let st = session.peek<ConnState>(STATE);
+      if (!st) {
+        // connect_init was answered by another plugin before ours: ask now
+        st = session.local(STATE, newConnState);
+        st.pending.push(ipZones(conn));
+      }
+      st.skip = session.exemption({ relayClients: true, authenticated: true, allowlisted: true, privateIps: this.cfg.main.exempt_private });
+      if (st.skip) {
+        this.shield.record(conn, { check: 'dnsbl', outcome: 'skip', reason: st.skip });
+        return undefined;
+      }
+      if (this.cfg.zones.some((z) => z.type === 'domain' && z.identities.includes('rdns'))) {
+        st.pending.push(confirmedNames(this, conn).then((names) => this.lookups.all(names.flatMap((n) => domainLookups(this.cfg.zones, 'rdns', n)))));
+      }
+      if (this.cfg.main.enforce_at !== 'connect') return undefined;
+      return (await decideFor(this, conn, st.pending, true)) ?? undefined;
+    });
+    this.register_hook('connect', 'dnsbl_connect', -70);
 
-  this.dnsbl_mail = this.shield.hook('mail', (conn, [from]: [HarakaAddress, unknown]) => {
-    const session = this.shield.session(conn);
-    const st = session.peek<ConnState>(STATE);
-    if (!st || st.skip || !conn.transaction) return undefined;
-    const domain = from?.host && from.user ? normalizeHostname(from.host, { underscore: true }) : null;
-    session.txn<TxnState>(STATE, () => ({ pending: this.lookups.all(domainLookups(this.cfg.zones, 'mail_from', domain)) }));
-    return undefined;
-  });
-  this.register_hook('mail', 'dnsbl_mail', -70);
+    this.dnsbl_helo = this.shield.hook('helo', (conn, helo: string) => {
+      const st = this.shield.session(conn).peek<ConnState>(STATE);
+      if (!st || st.skip || st.helo) return undefined;
+      st.helo = true;
+      const lookups = domainLookups(this.cfg.zones, 'helo', String(helo ?? ''));
+      if (lookups.length) st.pending.push(this.lookups.all(lookups));
+      return undefined;
+    });
+    this.register_hook('helo', 'dnsbl_helo', -70);
+    this.register_hook('ehlo', 'dnsbl_helo', -70);
 
-  // after shield.relay (-100), shield.blocklist (-50), shield.rdns (-40), shield.limit (-30)
-  this.dnsbl_rcpt = this.shield.hook('rcpt', async (conn, [rcpt]: [HarakaAddress, unknown]) => {
-    const session = this.shield.session(conn);
-    const st = session.peek<ConnState>(STATE);
-    if (!st || st.skip || !conn.transaction || this.cfg.main.enforce_at !== 'rcpt') return undefined;
-    if (session.authUser) return undefined;
-    if (this.shield.suite.exemptRecipient(rcpt)) return undefined;
-    const t = session.txn<TxnState>(STATE, () => ({ pending: Promise.resolve([]) }));
-    if (t.decided === undefined) t.decided = await decideFor(this, conn, [...st.pending, t.pending], false);
-    return t.decided ?? undefined;
+    this.dnsbl_mail = this.shield.hook('mail', (conn, [from]: [HarakaAddress, unknown]) => {
+      const session = this.shield.session(conn);
+      const st = session.peek<ConnState>(STATE);
+      if (!st || st.skip || !conn.transaction) return undefined;
+      const domain = from?.host && from.user ? normalizeHostname(from.host, { underscore: true }) : null;
+      session.txn<TxnState>(STATE, () => ({ pending: this.lookups.all(domainLookups(this.cfg.zones, 'mail_from', domain)) }));
+      return undefined;
+    });
+    this.register_hook('mail', 'dnsbl_mail', -70);
+
+    // after shield.relay (-100), shield.blocklist (-50), shield.rdns (-40), shield.limit (-30)
+    this.dnsbl_rcpt = this.shield.hook('rcpt', async (conn, [rcpt]: [HarakaAddress, unknown]) => {
+      const session = this.shield.session(conn);
+      const st = session.peek<ConnState>(STATE);
+      if (!st || st.skip || !conn.transaction || this.cfg.main.enforce_at !== 'rcpt') return undefined;
+      if (session.authUser) return undefined;
+      if (this.shield.suite.exemptRecipient(rcpt)) return undefined;
+      const t = session.txn<TxnState>(STATE, () => ({ pending: Promise.resolve([]) }));
+      if (t.decided === undefined) t.decided = await decideFor(this, conn, [...st.pending, t.pending], false);
+      return t.decided ?? undefined;
+    });
+    this.register_hook('rcpt', 'dnsbl_rcpt', -20);
   });
-  this.register_hook('rcpt', 'dnsbl_rcpt', -20);
 }

@@ -10,12 +10,12 @@
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { ConfigHandle, parseLines } from './shield/core/config';
+import { parseLines, type ConfigHandle } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname } from './shield/core/net';
 import type { Reply } from './shield/core/policy';
 import type { Evidence } from './shield/core/results';
-import { setupShield, type PluginHandle } from './shield/core/suite';
+import { registerShield, setupShield, type PluginHandle } from './shield/core/suite';
 import {
   Overrides,
   clientSubject,
@@ -45,6 +45,7 @@ interface LimitPlugin extends HarakaPlugin {
   shield: PluginHandle;
   cfg: ConfigHandle<typeof LIMIT_SCHEMA>;
   overrides: Overrides;
+  reloadOverrides: () => void;
   /** connections open on this node that count against conc_node */
   nodeOpen: number;
   /** lease id -> keys, renewed every lease_refresh */
@@ -62,8 +63,10 @@ function readOverrides(plugin: LimitPlugin): Overrides {
   const o = new Overrides();
   const file = plugin.cfg.current.main.overrides_file;
   if (!file) return o;
-  const lines = (plugin.config.get(file, 'data', () => reloadOverrides(plugin)) as string[] | null) ?? [];
-  for (const e of parseLines(lines, parseOverrideLine, (n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`))) o.add(e.cidr, e.limits);
+  const handle = plugin.shield.suite.files.lines(file, plugin);
+  // an edit of the file re-reads it (the same listener once per file)
+  handle.onChange(plugin.reloadOverrides);
+  for (const e of parseLines(handle.current, parseOverrideLine, (n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`))) o.add(e.cidr, e.limits);
   return o;
 }
 
@@ -123,128 +126,131 @@ function errorsCheck(plugin: LimitPlugin, conn: HarakaConnection): Promise<Reply
 }
 
 export function register(this: LimitPlugin): void {
-  this.shield = setupShield(this, 'limit');
-  this.cfg = new ConfigHandle(this, 'shield.limit.ini', LIMIT_SCHEMA);
-  this.nodeOpen = 0;
-  this.held = new Map();
-  this.timer = null;
-  this.nodeId = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  this.overrides = readOverrides(this);
-  this.cfg.onChange(() => {
-    reloadOverrides(this);
-    startRefresh(this);
-  });
-  startRefresh(this);
-
-  // after shield.relay (-100) and shield.blocklist (-90): relay clients and allowlisted clients are known
-  this.limit_connect = this.shield.hook(
-    'connect',
-    async (conn) => {
-      const session = this.shield.session(conn);
-      if (session.closed) return undefined;
-      const ip = session.identity.ip;
-      const m = this.cfg.current.main;
-      const limits = this.overrides.apply(baseLimits(this), ip);
-      const st = session.local<ConnState>(STATE, () => ({ id: `${this.nodeId}:${session.uuid}`, limits, subject: clientSubject(ip, m.ipv6_prefix), unrecognized: 0 }));
-
-      if (limits.conc_node > 0 && this.nodeOpen >= limits.conc_node) {
-        return refuse(this, conn, 'conc_node', nodeBusyReply(limits.conc_node));
-      }
-      // the node slot is taken now (simultaneous connects cannot overshoot conc_node) and belongs to
-      // the session: it comes back when the session closes, whenever that is
-      this.nodeOpen++;
-      const nodeSlot = session.hold(() => {
-        this.nodeOpen--;
-      });
-      if (!nodeSlot) return undefined;
-      const plan = connectPlan({ ip, limits, exemptClient: exemptClient(this, conn), ipv6Prefix: m.ipv6_prefix, netV4: m.net_prefix_v4, netV6: m.net_prefix_v6 });
-      const res = await this.shield.suite.store.admit(st.id, plan.leases, leaseTtl(this), plan.rates);
-      if (!res.admitted && res.refused) {
-        await nodeSlot.release();
-        const i = res.refused.kind === 'lease' ? res.refused.index : plan.leases.length + res.refused.index;
-        const name = plan.names[i] as keyof Limits;
-        return refuse(this, conn, name, connectRefusal(name, limits, st.subject, res.refused.kind, res.retryAfterMs));
-      }
-      const keys = plan.leases.map((l) => l.key);
-      if (keys.length === 0) return undefined;
-      // the leases are the session's too; granted after the client hung up, they go back at once
-      const store = this.shield.suite.store;
-      const lease = session.hold(async () => {
-        this.held.delete(st.id);
-        await store.leaseReleaseMany(keys, st.id);
-      });
-      if (lease) this.held.set(st.id, keys);
-      return undefined;
-    },
-    // a fault here (the store falls back to memory by itself) must not refuse mail
-    () => undefined,
-  );
-  this.register_hook('connect', 'limit_connect', -85);
-
-  const txRates = async (conn: HarakaConnection, kind: 'msg' | 'rcpt', sender: HarakaAddress | null | undefined): Promise<Reply | undefined> => {
-    const st = this.shield.session(conn).peek<ConnState>(STATE);
-    if (!st) return undefined;
-    const user = authUser(this, conn);
-    const { rates, names } = transactionRates(kind, {
-      limits: st.limits,
-      clientSubject: st.subject,
-      exemptIp: exemptClient(this, conn) || user !== null,
-      senderDomain: sender?.host && sender.user ? normalizeHostname(sender.host, { underscore: true }) : null,
-      user,
+  registerShield(this, () => {
+    this.shield = setupShield(this, 'limit');
+    this.cfg = this.shield.suite.files.ini('shield.limit.ini', LIMIT_SCHEMA, this);
+    this.reloadOverrides = () => reloadOverrides(this);
+    this.nodeOpen = 0;
+    this.held = new Map();
+    this.timer = null;
+    this.nodeId = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.overrides = readOverrides(this);
+    this.cfg.onChange(() => {
+      reloadOverrides(this);
+      startRefresh(this);
     });
-    if (!rates.length) return undefined;
-    const res = await this.shield.suite.store.admit(st.id, [], 0, rates);
-    if (res.admitted || !res.refused) return undefined;
-    const name = names[res.refused.index] as keyof Limits;
-    return refuse(this, conn, name, transactionRefusal(kind, name, st.limits, { client: st.subject, user, senderHost: sender?.host }, res.retryAfterMs));
-  };
+    startRefresh(this);
 
-  this.limit_mail = this.shield.hook(
-    'mail',
-    async (conn, [from]: MailParams) => (await errorsCheck(this, conn)) ?? txRates(conn, 'msg', from),
-    () => undefined,
-  );
-  this.register_hook('mail', 'limit_mail', -85);
+    // after shield.relay (-100) and shield.blocklist (-90): relay clients and allowlisted clients are known
+    this.limit_connect = this.shield.hook(
+      'connect',
+      async (conn) => {
+        const session = this.shield.session(conn);
+        if (session.closed) return undefined;
+        const ip = session.identity.ip;
+        const m = this.cfg.current.main;
+        const limits = this.overrides.apply(baseLimits(this), ip);
+        const st = session.local<ConnState>(STATE, () => ({ id: `${this.nodeId}:${session.uuid}`, limits, subject: clientSubject(ip, m.ipv6_prefix), unrecognized: 0 }));
 
-  // after shield.relay (-100) and shield.blocklist (-50): refused recipients are not counted
-  this.limit_rcpt = this.shield.hook(
-    'rcpt',
-    async (conn) => {
-      const errors = await errorsCheck(this, conn);
-      if (errors) return errors;
-      const session = this.shield.session(conn);
-      const st = session.peek<ConnState>(STATE);
-      const txn = conn.transaction;
-      if (st && txn) {
-        const privileged = conn.relaying || session.authUser !== null || session.relayClient;
-        const max = privileged ? st.limits.max_rcpts_relay : st.limits.max_rcpts;
-        // Haraka adds the recipient to rcpt_to before the rcpt hooks run
-        if (max > 0 && txn.rcpt_to.length > max) {
-          return refuse(this, conn, privileged ? 'max_rcpts_relay' : 'max_rcpts', tooManyRecipientsReply(max));
+        if (limits.conc_node > 0 && this.nodeOpen >= limits.conc_node) {
+          return refuse(this, conn, 'conc_node', nodeBusyReply(limits.conc_node));
         }
-      }
-      return txRates(conn, 'rcpt', txn?.mail_from);
-    },
-    () => undefined,
-  );
-  this.register_hook('rcpt', 'limit_rcpt', -30);
+        // the node slot is taken now (simultaneous connects cannot overshoot conc_node) and belongs to
+        // the session: it comes back when the session closes, whenever that is
+        this.nodeOpen++;
+        const nodeSlot = session.hold(() => {
+          this.nodeOpen--;
+        });
+        if (!nodeSlot) return undefined;
+        const plan = connectPlan({ ip, limits, exemptClient: exemptClient(this, conn), ipv6Prefix: m.ipv6_prefix, netV4: m.net_prefix_v4, netV6: m.net_prefix_v6 });
+        const res = await this.shield.suite.store.admit(st.id, plan.leases, leaseTtl(this), plan.rates);
+        if (!res.admitted && res.refused) {
+          await nodeSlot.release();
+          const i = res.refused.kind === 'lease' ? res.refused.index : plan.leases.length + res.refused.index;
+          const name = plan.names[i] as keyof Limits;
+          return refuse(this, conn, name, connectRefusal(name, limits, st.subject, res.refused.kind, res.retryAfterMs));
+        }
+        const keys = plan.leases.map((l) => l.key);
+        if (keys.length === 0) return undefined;
+        // the leases are the session's too; granted after the client hung up, they go back at once
+        const store = this.shield.suite.store;
+        const lease = session.hold(async () => {
+          this.held.delete(st.id);
+          await store.leaseReleaseMany(keys, st.id);
+        });
+        if (lease) this.held.set(st.id, keys);
+        return undefined;
+      },
+      // a fault here (the store falls back to memory by itself) must not refuse mail
+      () => undefined,
+    );
+    this.register_hook('connect', 'limit_connect', -85);
 
-  this.limit_errors = this.shield.hook('errors', (conn) => errorsCheck(this, conn), () => undefined);
-  for (const h of ['helo', 'ehlo', 'data']) this.register_hook(h, 'limit_errors', -85);
-
-  this.limit_unrecognized = this.shield.hook(
-    'unrecognized_command',
-    (conn) => {
+    const txRates = async (conn: HarakaConnection, kind: 'msg' | 'rcpt', sender: HarakaAddress | null | undefined): Promise<Reply | undefined> => {
       const st = this.shield.session(conn).peek<ConnState>(STATE);
       if (!st) return undefined;
-      st.unrecognized++;
-      const max = st.limits.max_unrecognized;
-      if (max > 0 && st.unrecognized >= max) {
-        return refuse(this, conn, 'max_unrecognized', tooManyUnrecognizedReply(st.unrecognized));
-      }
-      return undefined;
-    },
-    () => undefined,
-  );
-  this.register_hook('unrecognized_command', 'limit_unrecognized', -85);
+      const user = authUser(this, conn);
+      const { rates, names } = transactionRates(kind, {
+        limits: st.limits,
+        clientSubject: st.subject,
+        exemptIp: exemptClient(this, conn) || user !== null,
+        senderDomain: sender?.host && sender.user ? normalizeHostname(sender.host, { underscore: true }) : null,
+        user,
+      });
+      if (!rates.length) return undefined;
+      const res = await this.shield.suite.store.admit(st.id, [], 0, rates);
+      if (res.admitted || !res.refused) return undefined;
+      const name = names[res.refused.index] as keyof Limits;
+      return refuse(this, conn, name, transactionRefusal(kind, name, st.limits, { client: st.subject, user, senderHost: sender?.host }, res.retryAfterMs));
+    };
+
+    this.limit_mail = this.shield.hook(
+      'mail',
+      async (conn, [from]: MailParams) => (await errorsCheck(this, conn)) ?? txRates(conn, 'msg', from),
+      () => undefined,
+    );
+    this.register_hook('mail', 'limit_mail', -85);
+
+    // after shield.relay (-100) and shield.blocklist (-50): refused recipients are not counted
+    this.limit_rcpt = this.shield.hook(
+      'rcpt',
+      async (conn) => {
+        const errors = await errorsCheck(this, conn);
+        if (errors) return errors;
+        const session = this.shield.session(conn);
+        const st = session.peek<ConnState>(STATE);
+        const txn = conn.transaction;
+        if (st && txn) {
+          const privileged = conn.relaying || session.authUser !== null || session.relayClient;
+          const max = privileged ? st.limits.max_rcpts_relay : st.limits.max_rcpts;
+          // Haraka adds the recipient to rcpt_to before the rcpt hooks run
+          if (max > 0 && txn.rcpt_to.length > max) {
+            return refuse(this, conn, privileged ? 'max_rcpts_relay' : 'max_rcpts', tooManyRecipientsReply(max));
+          }
+        }
+        return txRates(conn, 'rcpt', txn?.mail_from);
+      },
+      () => undefined,
+    );
+    this.register_hook('rcpt', 'limit_rcpt', -30);
+
+    this.limit_errors = this.shield.hook('errors', (conn) => errorsCheck(this, conn), () => undefined);
+    for (const h of ['helo', 'ehlo', 'data']) this.register_hook(h, 'limit_errors', -85);
+
+    this.limit_unrecognized = this.shield.hook(
+      'unrecognized_command',
+      (conn) => {
+        const st = this.shield.session(conn).peek<ConnState>(STATE);
+        if (!st) return undefined;
+        st.unrecognized++;
+        const max = st.limits.max_unrecognized;
+        if (max > 0 && st.unrecognized >= max) {
+          return refuse(this, conn, 'max_unrecognized', tooManyUnrecognizedReply(st.unrecognized));
+        }
+        return undefined;
+      },
+      () => undefined,
+    );
+    this.register_hook('unrecognized_command', 'limit_unrecognized', -85);
+  });
 }

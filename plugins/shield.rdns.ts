@@ -6,12 +6,12 @@
  * session. The verdict is taken once, at MAIL or RCPT (enforce_at), after the exemptions that are
  * only known by then (AUTH), from the first HELO of the connection: a second HELO changes nothing.
  */
-import { ConfigHandle } from './shield/core/config';
+import type { ConfigHandle } from './shield/core/config';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { normalizeHostname, parseIp, type ParsedIp } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
 import type { Evidence } from './shield/core/results';
-import { setupShield, type PluginHandle } from './shield/core/suite';
+import { registerShield, setupShield, type PluginHandle } from './shield/core/suite';
 import {
   compilePattern,
   fcrdns,
@@ -74,13 +74,17 @@ function stateOf(plugin: RdnsPlugin, conn: HarakaConnection): RdnsState | null {
 function rebuild(plugin: RdnsPlugin): void {
   const m = plugin.cfg.current.main;
   plugin.patterns = m.generic_patterns.map(compilePattern);
-  const me = String(plugin.config.get('me') ?? '').trim();
-  plugin.ourNames = new Set([...(me ? [normalizeHostname(me, { underscore: true })] : []), ...m.our_names].filter((n): n is string => !!n));
+  plugin.ourNames = new Set(m.our_names);
 }
 
-/** our host names, and shield.relay's local domains as it publishes them (read now: a relay reload applies) */
+/**
+ * our host names (config/me, read now: an edit applies; our_names), and shield.relay's local domains
+ * as it publishes them (read now: a relay reload applies)
+ */
 function isOurName(plugin: RdnsPlugin, name: string): boolean {
   if (plugin.ourNames.has(name)) return true;
+  const me = plugin.shield.suite.files.me();
+  if (me && normalizeHostname(me, { underscore: true }) === name) return true;
   return plugin.cfg.current.main.use_relay_domains && (plugin.shield.suite.localDomains?.names.has(name) ?? false);
 }
 
@@ -136,73 +140,75 @@ async function verdict(plugin: RdnsPlugin, conn: HarakaConnection, st: RdnsState
 }
 
 export function register(this: RdnsPlugin): void {
-  this.shield = setupShield(this, 'rdns');
-  this.cfg = new ConfigHandle(this, 'shield.rdns.ini', RDNS_SCHEMA);
-  rebuild(this);
-  this.cfg.onChange(() => rebuild(this));
+  registerShield(this, () => {
+    this.shield = setupShield(this, 'rdns');
+    this.cfg = this.shield.suite.files.ini('shield.rdns.ini', RDNS_SCHEMA, this);
+    rebuild(this);
+    this.cfg.onChange(() => rebuild(this));
 
-  // after shield.relay (-100) and shield.blocklist (-90): relay clients and allowlisted clients are known
-  this.rdns_connect = this.shield.hook('connect', (conn) => {
-    const session = this.shield.session(conn);
-    const ip = session.identity.ip;
-    const st = session.local<RdnsState>(STATE, () => ({ ip, rdns: null, helo: null, heloMatch: null, verdict: null }));
-    if (st.rdns || earlyExemption(this, conn)) return undefined;
-    const max = this.cfg.current.main.max_ptr_names;
-    const resolver = this.shield.suite.resolver;
-    // started now, awaited at the verdict; never rejects
-    st.rdns = ptrOf(this, conn)
-      .then(async (ptr) => ({ ptr, fc: await fcrdns(ip, ptr, resolver, max) }))
-      .catch((): Rdns => ({ ptr: { status: 'error', names: [] }, fc: { iprev: 'temperror', confirmed: null, names: [], errors: [] } }));
-    void st.rdns.then(({ fc }) => {
-      // for other checks: SPF's ptr mechanism, shield.dnsbl's domain lists, Authentication-Results
-      session.iprev = { result: fc.iprev, ip: ip.text, name: fc.confirmed ?? fc.names[0] ?? null };
-      session.fcrdns = fc.confirmed;
-    });
-    return undefined;
-  });
-  this.register_hook('connect', 'rdns_connect', -80);
-
-  // the first HELO/EHLO is the one judged; its lookup starts now
-  this.rdns_helo = this.shield.hook('helo', (conn, helo: string) => {
-    const st = stateOf(this, conn);
-    if (!st || st.helo !== null) return undefined;
-    st.helo = String(helo ?? '');
-    if (st.rdns) {
+    // after shield.relay (-100) and shield.blocklist (-90): relay clients and allowlisted clients are known
+    this.rdns_connect = this.shield.hook('connect', (conn) => {
+      const session = this.shield.session(conn);
+      const ip = session.identity.ip;
+      const st = session.local<RdnsState>(STATE, () => ({ ip, rdns: null, helo: null, heloMatch: null, verdict: null }));
+      if (st.rdns || earlyExemption(this, conn)) return undefined;
+      const max = this.cfg.current.main.max_ptr_names;
       const resolver = this.shield.suite.resolver;
-      const h = st.helo;
-      // a PTR or forward lookup that failed leaves the match undecidable, never a mismatch
-      st.heloMatch = st.rdns.then((r) => heloMatchEvidence(h, st.ip, r.fc.confirmed, resolver, r.fc.iprev === 'temperror')).catch(() => null);
-    }
-    return undefined;
-  });
-  this.register_hook('helo', 'rdns_helo', -80);
-  this.register_hook('ehlo', 'rdns_helo', -80);
+      // started now, awaited at the verdict; never rejects
+      st.rdns = ptrOf(this, conn)
+        .then(async (ptr) => ({ ptr, fc: await fcrdns(ip, ptr, resolver, max) }))
+        .catch((): Rdns => ({ ptr: { status: 'error', names: [] }, fc: { iprev: 'temperror', confirmed: null, names: [], errors: [] } }));
+      void st.rdns.then(({ fc }) => {
+        // for other checks: SPF's ptr mechanism, shield.dnsbl's domain lists, Authentication-Results
+        session.iprev = { result: fc.iprev, ip: ip.text, name: fc.confirmed ?? fc.names[0] ?? null };
+        session.fcrdns = fc.confirmed;
+      });
+      return undefined;
+    });
+    this.register_hook('connect', 'rdns_connect', -80);
 
-  const enforce = (stage: 'mail' | 'rcpt') =>
-    this.shield.hook(
-      stage,
-      async (conn, [address]: [HarakaAddress, unknown]) => {
-        if (this.cfg.current.main.enforce_at !== stage) return undefined;
-        const st = stateOf(this, conn);
-        if (!st) return undefined;
-        // postmaster@ and abuse@ of our domains stay reachable for a client we would refuse
-        if (stage === 'rcpt' && this.shield.suite.exemptRecipient(address)) return undefined;
-        // asked every time: a client that authenticates after a refusal is exempt from then on
-        const why = earlyExemption(this, conn);
-        if (why) {
-          if (!st.skipped) this.shield.record(conn, { check: 'rdns', outcome: 'skip', reason: why });
-          st.skipped = true;
-          return undefined;
-        }
-        st.verdict ??= { reply: await verdict(this, conn, st) };
-        return st.verdict.reply ?? undefined;
-      },
-      // a fault of ours (recorded as err) is treated as a DNS fault: defer or let the session go on
-      () => (this.cfg.current.main.dns_error === 'defer' ? reply(451, '4.3.0', 'Temporary failure checking your host; please try again later') : undefined),
-    );
-  this.rdns_mail = enforce('mail');
-  this.register_hook('mail', 'rdns_mail', -80);
-  // after shield.relay (-100) and shield.blocklist (-50)
-  this.rdns_rcpt = enforce('rcpt');
-  this.register_hook('rcpt', 'rdns_rcpt', -40);
+    // the first HELO/EHLO is the one judged; its lookup starts now
+    this.rdns_helo = this.shield.hook('helo', (conn, helo: string) => {
+      const st = stateOf(this, conn);
+      if (!st || st.helo !== null) return undefined;
+      st.helo = String(helo ?? '');
+      if (st.rdns) {
+        const resolver = this.shield.suite.resolver;
+        const h = st.helo;
+        // a PTR or forward lookup that failed leaves the match undecidable, never a mismatch
+        st.heloMatch = st.rdns.then((r) => heloMatchEvidence(h, st.ip, r.fc.confirmed, resolver, r.fc.iprev === 'temperror')).catch(() => null);
+      }
+      return undefined;
+    });
+    this.register_hook('helo', 'rdns_helo', -80);
+    this.register_hook('ehlo', 'rdns_helo', -80);
+
+    const enforce = (stage: 'mail' | 'rcpt') =>
+      this.shield.hook(
+        stage,
+        async (conn, [address]: [HarakaAddress, unknown]) => {
+          if (this.cfg.current.main.enforce_at !== stage) return undefined;
+          const st = stateOf(this, conn);
+          if (!st) return undefined;
+          // postmaster@ and abuse@ of our domains stay reachable for a client we would refuse
+          if (stage === 'rcpt' && this.shield.suite.exemptRecipient(address)) return undefined;
+          // asked every time: a client that authenticates after a refusal is exempt from then on
+          const why = earlyExemption(this, conn);
+          if (why) {
+            if (!st.skipped) this.shield.record(conn, { check: 'rdns', outcome: 'skip', reason: why });
+            st.skipped = true;
+            return undefined;
+          }
+          st.verdict ??= { reply: await verdict(this, conn, st) };
+          return st.verdict.reply ?? undefined;
+        },
+        // a fault of ours (recorded as err) is treated as a DNS fault: defer or let the session go on
+        () => (this.cfg.current.main.dns_error === 'defer' ? reply(451, '4.3.0', 'Temporary failure checking your host; please try again later') : undefined),
+      );
+    this.rdns_mail = enforce('mail');
+    this.register_hook('mail', 'rdns_mail', -80);
+    // after shield.relay (-100) and shield.blocklist (-50)
+    this.rdns_rcpt = enforce('rcpt');
+    this.register_hook('rcpt', 'rdns_rcpt', -40);
+  });
 }

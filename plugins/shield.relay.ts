@@ -6,11 +6,11 @@
  * plugin can accept), rcpt at priority 100 (accepts local recipients that no other plugin refused).
  */
 import { errorMessage } from './shield/core/errors';
-import { ConfigHandle, parseLines, type SchemaOf } from './shield/core/config';
+import { parseLines, type ConfigHandle, type SchemaOf } from './shield/core/config';
 import type { HarakaAddress, HarakaPlugin } from './shield/core/haraka';
 import { IpSet, cidrItem, normalizeHostname } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
-import { setupShield, type PluginHandle } from './shield/core/suite';
+import { registerShield, setupShield, type PluginHandle } from './shield/core/suite';
 import { ACCEPTED_DOMAIN, checkRelay, isLocalDomain, type RelayEvidence, type RelayPolicy } from './shield/checks/relay';
 import { RELAY_SCHEMA } from './shield/checks/relay-config';
 
@@ -26,13 +26,16 @@ interface RelayPlugin extends HarakaPlugin {
   shield: PluginHandle;
   cfg: ConfigHandle<typeof RELAY_SCHEMA>;
   policy: RelayPolicy;
+  rebuildPolicy: () => void;
 }
 
 /** Read a one-entry-per-line file; a bad line is logged with file and line number and skipped. */
 function readListFile(plugin: RelayPlugin, file: string, item: (s: string) => string): string[] {
   if (!file) return [];
-  const lines = (plugin.config.get(file, 'data', () => rebuild(plugin)) as string[] | null) ?? [];
-  return parseLines(lines, item, (n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`));
+  const handle = plugin.shield.suite.files.lines(file, plugin);
+  // an edit of the file rebuilds the policy (the same listener once per file)
+  handle.onChange(plugin.rebuildPolicy);
+  return parseLines(handle.current, item, (n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`));
 }
 
 function domainItem(s: string): string {
@@ -74,52 +77,55 @@ function refusal(ev: RelayEvidence, ip: string, deferUnauth: boolean): Reply {
 }
 
 export function register(this: RelayPlugin): void {
-  this.shield = setupShield(this, 'relay');
-  this.cfg = new ConfigHandle(this, 'shield.relay.ini', RELAY_SCHEMA);
-  this.policy = buildPolicy(this, this.cfg.current);
-  this.cfg.onChange(() => rebuild(this));
-  // published for the suite: which domains are ours (postmaster@ exemptions, HELO impersonation)
-  const policy = (): RelayPolicy => this.policy;
-  this.shield.suite.localDomains = {
-    isLocal: (domain) => {
-      const d = normalizeHostname(domain, ACCEPTED_DOMAIN);
-      return d !== null && isLocalDomain(d, policy());
-    },
-    get names() {
-      return policy().domains;
-    },
-  };
+  registerShield(this, () => {
+    this.shield = setupShield(this, 'relay');
+    this.cfg = this.shield.suite.files.ini('shield.relay.ini', RELAY_SCHEMA, this);
+    this.rebuildPolicy = () => rebuild(this);
+    this.policy = buildPolicy(this, this.cfg.current);
+    this.cfg.onChange(this.rebuildPolicy);
+    // published for the suite: which domains are ours (postmaster@ exemptions, HELO impersonation)
+    const policy = (): RelayPolicy => this.policy;
+    this.shield.suite.localDomains = {
+      isLocal: (domain) => {
+        const d = normalizeHostname(domain, ACCEPTED_DOMAIN);
+        return d !== null && isLocalDomain(d, policy());
+      },
+      get names() {
+        return policy().domains;
+      },
+    };
 
-  // a relay client is decided by the session's pinned address, never by a later announcement
-  this.relay_connect = this.shield.hook('connect', (conn) => {
-    const s = this.shield.session(conn);
-    s.relayClient = this.policy.networks.has(s.identity.ipText);
-    if (s.relayClient) {
-      conn.relaying = true;
-      this.shield.record(conn, { check: 'relay', outcome: 'pass', reason: 'relay_network', data: { ip: s.identity.ipText } });
-    }
-  });
-  this.register_hook('connect', 'relay_connect', -100);
+    // a relay client is decided by the session's pinned address, never by a later announcement
+    this.relay_connect = this.shield.hook('connect', (conn) => {
+      const s = this.shield.session(conn);
+      s.relayClient = this.policy.networks.has(s.identity.ipText);
+      if (s.relayClient) {
+        conn.relaying = true;
+        this.shield.record(conn, { check: 'relay', outcome: 'pass', reason: 'relay_network', data: { ip: s.identity.ipText } });
+      }
+    });
+    this.register_hook('connect', 'relay_connect', -100);
 
-  this.relay_rcpt = this.shield.hook(
-    'rcpt',
-    (conn, [rcpt]: RcptParams) => {
+    this.relay_rcpt = this.shield.hook(
+      'rcpt',
+      (conn, [rcpt]: RcptParams) => {
+        const s = this.shield.session(conn);
+        const ev = checkRelay({ clientIp: s.identity.ipText, authUser: s.authUser, rcpt }, this.policy);
+        this.shield.record(conn, ev);
+        if (ev.outcome === 'pass') return undefined;
+        return refusal(ev, s.identity.ipText, this.cfg.current.main.defer_unauth);
+      },
+      // a fault while deciding must not turn into an accept: ask the sender to retry
+      () => reply(451, '4.3.0', 'Temporary failure checking the recipient; please try again later'),
+    );
+    this.register_hook('rcpt', 'relay_rcpt', -100);
+
+    this.relay_accept = this.shield.hook('rcpt', (conn, [rcpt]: RcptParams) => {
+      if (!this.cfg.current.main.accept_local) return undefined;
       const s = this.shield.session(conn);
       const ev = checkRelay({ clientIp: s.identity.ipText, authUser: s.authUser, rcpt }, this.policy);
-      this.shield.record(conn, ev);
-      if (ev.outcome === 'pass') return undefined;
-      return refusal(ev, s.identity.ipText, this.cfg.current.main.defer_unauth);
-    },
-    // a fault while deciding must not turn into an accept: ask the sender to retry
-    () => reply(451, '4.3.0', 'Temporary failure checking the recipient; please try again later'),
-  );
-  this.register_hook('rcpt', 'relay_rcpt', -100);
-
-  this.relay_accept = this.shield.hook('rcpt', (conn, [rcpt]: RcptParams) => {
-    if (!this.cfg.current.main.accept_local) return undefined;
-    const s = this.shield.session(conn);
-    const ev = checkRelay({ clientIp: s.identity.ipText, authUser: s.authUser, rcpt }, this.policy);
-    return ev.outcome === 'pass' ? 'ok' : undefined;
+      return ev.outcome === 'pass' ? 'ok' : undefined;
+    });
+    this.register_hook('rcpt', 'relay_accept', 100);
   });
-  this.register_hook('rcpt', 'relay_accept', 100);
 }

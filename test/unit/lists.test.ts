@@ -46,7 +46,7 @@ describe('list entries: parsing', () => {
     assert.throws(() => parseEntryValue('198.51.100.5/24'), /host bits set; did you mean 198\.51\.100\.0\/24/);
     assert.throws(() => parseEntryValue('198.51.100.0/33'), /prefix length/);
     assert.throws(() => parseEntryValue('2001:db8::1/32'), /host bits/);
-    assert.throws(() => parseEntryValue('10.1', 'ip'), /not an IP/);
+    assert.throws(() => parseEntryValue('10.1', 'ip'), /not a valid IP address or CIDR range/);
   });
 
   it('takes IDN in either form, and refuses wildcards, bad names and IPs as names', () => {
@@ -166,7 +166,7 @@ describe('list matching', () => {
   });
 
   it('an rDNS allow counts only when forward-confirmed; a block on the name stands otherwise', async () => {
-    const l = lists(entry('allow', 'partner.example'), entry('block', 'example'));
+    const l = lists(entry('allow', 'partner.example'), entry('block', 'example', 'domain'));
     const asked: string[] = [];
     const confirm = async (name: string, ip: ReturnType<typeof parseIp>): Promise<boolean> => {
       asked.push(`${name} ${ip?.text}`);
@@ -182,7 +182,7 @@ describe('list matching', () => {
   });
 
   it('a DNS fault while confirming leaves an unconfirmed block (to defer), never an allow', async () => {
-    const l = lists(entry('allow', 'partner.example'), entry('block', 'example'));
+    const l = lists(entry('allow', 'partner.example'), entry('block', 'example', 'domain'));
     const v = await checkClient({ ip: '192.0.2.1', ptrNames: ['mx.partner.example'] }, l, {
       now: NOW,
       confirm: async () => {
@@ -239,7 +239,7 @@ describe('list matching: several rDNS names, several indexes', () => {
   const yes = { now: NOW, confirm: async () => true };
 
   it('the most specific block among all the PTR names decides which allows can win, whatever their order', async () => {
-    const l = lists(entry('block', 'a.b.example'), entry('block', 'example'), entry('allow', 'partner.example'));
+    const l = lists(entry('block', 'a.b.example'), entry('block', 'example', 'domain'), entry('allow', 'partner.example'));
     for (const ptrNames of [['h.a.b.example', 'mx.partner.example'], ['mx.partner.example', 'h.a.b.example']]) {
       const v = await checkClient({ ip: '192.0.2.1', ptrNames }, l, yes);
       assert.equal(v.verdict, 'block', ptrNames.join(' '));

@@ -4,7 +4,7 @@
  * section and key.
  */
 import { f, parseConfig, type SchemaOf } from '../core/config';
-import { errorMessage } from '../core/errors';
+import { ConfigError, errorMessage } from '../core/errors';
 import { normalizeHostname } from '../core/net';
 import { parsePattern, type Zone } from './dnsbl';
 
@@ -17,7 +17,7 @@ const MAIN = {
   exempt_private: f.bool(true, 'skip private, loopback and link-local clients'),
   cache_min_ttl: f.duration(60, 'shortest time an answer stays in the shared cache', { min: 0 }),
   cache_max_ttl: f.duration(3600, 'longest time an answer stays in the shared cache', { min: 1 }),
-  health_interval: f.duration(300, 'how often one node of the fleet probes every zone\'s test points (0 = never)', { min: 0 }),
+  health_interval: f.duration(300, 'how often one node of the fleet probes every zone\'s test points (0 or off = never)', { min: 0, off: true }),
   error_log_interval: f.duration(300, 'at most one log line per zone per this interval about its errors', { min: 1 }),
   exempt_rcpts: f.retired('the exempt recipients of every check are shield.ini [main] exempt_rcpts'),
   header: f.retired('the suite adds one X-Shield header (shield.ini [policy] tag_score); the zones are its dnsbl.<zone> tags'),
@@ -25,7 +25,7 @@ const MAIN = {
 
 const ZONE = {
   type: f.oneOf(['ip', 'domain', 'allow'] as const, 'ip', 'ip: a blocklist of client addresses; allow: an allowlist of addresses (weights count negative); domain: a list of domain names (RHSBL, DBL)'),
-  zone: f.str('', 'the DNS zone, e.g. zen.spamhaus.org'),
+  zone: f.str('', 'the DNS zone, e.g. zen.spamhaus.org (required)', { required: true }),
   key: f.str('', 'a query key (Spamhaus DQS): queries go to <item>.<key>.<zone>; never shown in replies or logs', { pattern: /^[A-Za-z0-9]*$/ }),
   ipv4: f.bool(true, 'query IPv4 clients'),
   ipv6: f.bool(false, 'query IPv6 clients (nibble format); only for zones that list IPv6'),
@@ -33,7 +33,7 @@ const ZONE = {
   errors: f.list([], 'more return codes that mean a zone error (127.0.0.1, 127.255.255.0/24 and answers outside 127/8 always do)', undefined, { whole: true }),
   weight: f.num(1, 'the weight of a listing when no listed[] lines are given'),
   tag_only: f.bool(false, 'record and add to the header, never count towards the threshold'),
-  lookup_url: f.str('', 'where a listed sender can look itself up; {item} is replaced by the IP or domain'),
+  lookup_url: f.str('', 'where a listed sender can look itself up; {item} is replaced by the IP or domain', { free: true }),
   check: f.list(['helo', 'rdns', 'mail_from'], 'domain zones: the names checked (helo, rdns, mail_from)', (s) => {
     if (!['helo', 'rdns', 'mail_from'].includes(s)) throw new Error(`"${s}" is not one of helo, rdns, mail_from`);
     return s;
@@ -66,7 +66,7 @@ export function parseDnsblConfig(raw: Record<string, Record<string, unknown>> | 
   const zones: Zone[] = [];
   const probes = new Map<string, ZoneProbe>();
   for (const name of main.zones) {
-    if (!r[name]) throw new Error(`${DNSBL_FILE} [main] zones: no section [${name}]`);
+    if (!r[name]) throw new ConfigError(DNSBL_FILE, 'main', 'zones', `no section [${name}]`);
   }
   for (const section of Object.keys(r)) {
     if (section === 'main') continue;
@@ -76,10 +76,10 @@ export function parseDnsblConfig(raw: Record<string, Record<string, unknown>> | 
       try {
         return fn();
       } catch (err) {
-        throw new Error(`${DNSBL_FILE} [${section}] ${key}: ${errorMessage(err)}`);
+        throw new ConfigError(DNSBL_FILE, section, key, errorMessage(err));
       }
     };
-    if (!normalizeHostname(z.zone, { underscore: true })) throw new Error(`${DNSBL_FILE} [${section}] zone: "${z.zone}" is not a DNS zone`);
+    if (!normalizeHostname(z.zone, { underscore: true })) throw new ConfigError(DNSBL_FILE, section, 'zone', `"${z.zone}" is not a DNS zone`);
     const sign = z.type === 'allow' ? -1 : 1;
     const listed = at('listed', () => z.listed.map((t) => parsePattern(t, { label: section, weight: 1 }))) as ReturnType<typeof parsePattern>[];
     zones.push(

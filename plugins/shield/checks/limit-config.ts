@@ -4,7 +4,8 @@
  */
 import { f } from '../core/config';
 
-const count = (def: number, doc: string) => f.int(def, doc, { min: 0 });
+/** a count where 0 (or off) means no limit */
+const count = (def: number, doc: string) => f.int(def, doc, { min: 0, off: true });
 
 export const LIMIT_SCHEMA = {
   main: {
@@ -18,7 +19,7 @@ export const LIMIT_SCHEMA = {
     tarpit: f.duration(0, 'delay before every limit reply (slows down abusive clients; keep below [hooks] budget of shield.ini)', { min: 0, max: 60 }),
   },
   concurrency: {
-    conc_node: count(0, 'connections open at once in this Haraka process (0 = no limit)'),
+    conc_node: count(0, 'connections open at once in this Haraka process (0 or off = no limit)'),
     conc_ip: count(10, 'connections open at once from one client, across the fleet'),
     conc_net: count(0, 'connections open at once from one netblock, across the fleet'),
     conc_total: count(0, 'connections open at once across the fleet'),

@@ -15,6 +15,10 @@ export interface Field<T> {
   readonly kind: string;
   readonly default: T;
   readonly doc: string;
+  /** the value is free text in which ";" and "#" are ordinary characters (reply texts, URLs, regular expressions) */
+  readonly free?: boolean;
+  /** the key has no default: a file (or section) without it is an error */
+  readonly required?: boolean;
   /** converts a raw ini value; throws Error with a human message when the value is bad */
   parse(raw: Exclude<RawValue, undefined>): T;
 }
@@ -35,7 +39,7 @@ const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600
 /** "250ms", "30s", "5m", "2h", "7d", "1w" or a bare number of seconds -> seconds */
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/i.exec(text.trim());
-  if (!m) throw new Error(`"${text}" is not a duration (e.g. 30s, 5m, 2h, 7d)`);
+  if (!m) throw new Error(`"${text}" is not a duration: a number with a unit ms, s, m, h, d or w (e.g. 250ms, 30s, 5m, 2h, 7d), or a bare number of seconds`);
   const unit = (m[2] ?? 's').toLowerCase();
   return Number(m[1]) * (DURATION_UNITS[unit] as number);
 }
@@ -48,20 +52,29 @@ export interface Rate {
 /** "30/1m", "500/1h", "2000/1d" -> { limit, windowSec } */
 export function parseRate(text: string): Rate {
   const m = /^(\d+)\s*\/\s*(.+)$/.exec(text.trim());
-  if (!m) throw new Error(`"${text}" is not a rate (N/window, e.g. 30/1m)`);
-  const windowSec = parseDuration((m[2] as string).replace(/^([a-z]+)$/i, '1$1'));
+  if (!m) throw new Error(`"${text}" is not a rate: write N/window, e.g. 30/1m, 500/1h, 2000/1d (or off)`);
+  let windowSec: number;
+  try {
+    windowSec = parseDuration((m[2] as string).replace(/^([a-z]+)$/i, '1$1'));
+  } catch {
+    throw new Error(`"${text}" is not a rate: the window after "/" is a duration such as 30s, 1m, 5m, 1h, 1d or 1w (or a bare unit: m, h, d)`);
+  }
   if (windowSec <= 0) throw new Error(`"${text}": the window must be longer than zero`);
   if (Number(m[1]) < 1) throw new Error(`"${text}": the limit must be at least 1 (write off for no limit)`);
   return { limit: Number(m[1]), windowSec };
 }
 
-function numberField(kind: 'number' | 'integer', shape: RegExp, def: number, doc: string, opts: { min?: number; max?: number }): Field<number> {
+/** "off": the one word for "disabled" in every setting where 0 means disabled (counts, scores, intervals) */
+const OFF = 'off';
+
+function numberField(kind: 'number' | 'integer', shape: RegExp, def: number, doc: string, opts: { min?: number; max?: number; off?: boolean }): Field<number> {
   return {
     kind,
     default: def,
     doc,
     parse(raw) {
       const s = scalar(raw);
+      if (opts.off && s.toLowerCase() === OFF) return 0;
       if (!shape.test(s)) throw new Error(`"${s}" is not ${kind === 'integer' ? 'an integer' : 'a number'}`);
       const n = Number(s);
       if (opts.min !== undefined && n < opts.min) throw new Error(`${n} is below the minimum ${opts.min}`);
@@ -95,19 +108,22 @@ export const f = {
     };
   },
   /** a decimal number: "1", "0.5", "-2" */
-  num(def: number, doc: string, opts: { min?: number; max?: number } = {}): Field<number> {
+  num(def: number, doc: string, opts: { min?: number; max?: number; off?: boolean } = {}): Field<number> {
     return numberField('number', /^-?\d+(\.\d+)?$/, def, doc, opts);
   },
-  int(def: number, doc: string, opts: { min?: number; max?: number } = {}): Field<number> {
+  int(def: number, doc: string, opts: { min?: number; max?: number; off?: boolean } = {}): Field<number> {
     return numberField('integer', /^-?\d+$/, def, doc, opts);
   },
-  str(def: string, doc: string, opts: { pattern?: RegExp } = {}): Field<string> {
+  str(def: string, doc: string, opts: { pattern?: RegExp; free?: boolean; required?: boolean } = {}): Field<string> {
     return {
       kind: 'string',
       default: def,
       doc,
+      free: opts.free,
+      required: opts.required,
       parse(raw) {
         const s = scalar(raw);
+        if (opts.required && !s) throw new Error('must not be empty');
         if (opts.pattern && !opts.pattern.test(s)) throw new Error(`"${s}" does not match ${String(opts.pattern)}`);
         return s;
       },
@@ -126,17 +142,19 @@ export const f = {
     };
   },
   /**
-   * a list: "a, b c" on one line, or `key[] = a` repeated; with `whole`, each line is one item
-   * (for items that contain spaces or commas, such as regular expressions)
+   * a list: "a, b c" on one line (comma and white space separate items), or `key[] = a` repeated;
+   * with `whole`, each line is one item (for items that contain spaces or commas, such as regular
+   * expressions)
    */
   list(def: readonly string[], doc: string, item?: (s: string) => string, opts: { whole?: boolean } = {}): Field<readonly string[]> {
     return {
       kind: 'list',
       default: def,
       doc,
+      free: opts.whole,
       parse(raw) {
         const parts = (Array.isArray(raw) ? raw : [raw])
-          .flatMap((v) => (opts.whole ? [String(v)] : String(v).split(/[\s,;]+/)))
+          .flatMap((v) => (opts.whole ? [String(v)] : String(v).split(/[\s,]+/)))
           .map((s) => s.trim())
           .filter(Boolean);
         return item ? parts.map(item) : parts;
@@ -144,13 +162,15 @@ export const f = {
     };
   },
   /** a duration in seconds: "30s", "5m", "250ms" */
-  duration(defSec: number, doc: string, opts: { min?: number; max?: number } = {}): Field<number> {
+  duration(defSec: number, doc: string, opts: { min?: number; max?: number; off?: boolean } = {}): Field<number> {
     return {
       kind: 'duration',
       default: defSec,
       doc,
       parse(raw) {
-        const sec = parseDuration(scalar(raw));
+        const text = scalar(raw);
+        if (opts.off && text.toLowerCase() === OFF) return 0;
+        const sec = parseDuration(text);
         if (opts.min !== undefined && sec < opts.min) throw new Error(`${sec}s is below the minimum ${opts.min}s`);
         if (opts.max !== undefined && sec > opts.max) throw new Error(`${sec}s is above the maximum ${opts.max}s`);
         return sec;
@@ -165,7 +185,7 @@ export const f = {
       doc,
       parse(raw) {
         const s = scalar(raw);
-        return s === '' || s === '0' || s.toLowerCase() === 'off' ? null : Object.freeze(parseRate(s));
+        return s === '' || s === '0' || s.toLowerCase() === OFF ? null : Object.freeze(parseRate(s));
       },
     };
   },
@@ -177,6 +197,18 @@ export function deepFreeze<T>(obj: T): T {
     for (const v of Object.values(obj as object)) deepFreeze(v);
   }
   return obj;
+}
+
+/**
+ * Haraka's ini reader keeps everything after "=" as the value: "a ; comment" or "a # comment" would
+ * silently become part of it (for a list, more items). Comments go on their own line.
+ */
+function refuseInlineComment(raw: Exclude<RawValue, undefined>): void {
+  for (const v of Array.isArray(raw) ? raw : [raw]) {
+    if (typeof v === 'string' && /[;#]/.test(v)) {
+      throw new Error(`"${v.trim()}": a value may not contain ";" or "#" (a comment goes on a line of its own, starting with ";" or "#")`);
+    }
+  }
 }
 
 /**
@@ -211,6 +243,7 @@ export function parseConfig<S extends Schema>(
     for (const [key, field] of Object.entries(fields)) {
       const value = given[key];
       if (value === undefined) {
+        if (field.required) throw new ConfigError(file, section, key, 'required, and missing');
         sect[key] = field.default;
         continue;
       }
@@ -220,6 +253,7 @@ export function parseConfig<S extends Schema>(
         continue;
       }
       try {
+        if (!field.free) refuseInlineComment(value);
         sect[key] = field.parse(value);
       } catch (err) {
         throw new ConfigError(file, section, key, errorMessage(err));
@@ -231,11 +265,11 @@ export function parseConfig<S extends Schema>(
 }
 
 /** The documentation of a schema as rows, for docs and `haraka-shield config` output. */
-export function describeSchema(schema: Schema): Array<{ section: string; key: string; kind: string; default: unknown; doc: string }> {
+export function describeSchema(schema: Schema): Array<{ section: string; key: string; kind: string; default: unknown; required: boolean; doc: string }> {
   const rows = [];
   for (const [section, fields] of Object.entries(schema)) {
     for (const [key, field] of Object.entries(fields)) {
-      rows.push({ section, key, kind: field.kind, default: field.default, doc: field.doc });
+      rows.push({ section, key, kind: field.kind, default: field.default, required: field.required === true, doc: field.doc });
     }
   }
   return rows;
@@ -259,42 +293,135 @@ export function parseLines<T>(lines: readonly string[], item: (text: string, lin
   return out;
 }
 
+/** What a config file needs from its owner: Haraka's config loader and a log. */
+export type ConfigHost = Pick<HarakaPlugin, 'config' | 'logerror' | 'loginfo' | 'logwarn'>;
+
 /**
- * A config file loaded through Haraka's loader, parsed with a schema. `current` is always a good
- * config: the first load throws on a bad file (Haraka refuses to start, loudly); a later bad edit is
- * logged with file, section and key, and the last good config stays in force.
+ * A file loaded through Haraka's config loader and parsed. `current` is always a good value: the
+ * first load throws on a bad file (Haraka refuses to start, loudly); a later bad edit is logged with
+ * file, section and key, and the last good value stays in force. Every listener runs on each good
+ * reload, and only then is the reload logged: "reloaded" means applied.
+ *
+ * Haraka's loader keeps one reload callback per file for the whole process (a second `get` of the
+ * same file replaces the first one's callback), so each file has exactly one ConfigFile, owned by
+ * the suite's ConfigRegistry; everything that needs the file subscribes to it.
  */
-export class ConfigHandle<S extends Schema> {
-  current: SchemaOf<S>;
-  private readonly listeners: Array<(cfg: SchemaOf<S>) => void> = [];
+export class ConfigFile<T> {
+  current: T;
+  private readonly listeners = new Set<(value: T) => void>();
+  /** the one callback Haraka's loader gets for this file */
+  private readonly changed = (err?: unknown): void => {
+    if (err) {
+      this.host.logerror(`${this.file}: ${errorMessage(err)}; keeping the last good ${this.file}`);
+      return;
+    }
+    this.reload();
+  };
 
   constructor(
-    private readonly plugin: Pick<HarakaPlugin, 'config' | 'logerror' | 'loginfo' | 'logwarn'>,
+    protected readonly host: ConfigHost,
     readonly file: string,
-    private readonly schema: S,
+    readonly type: 'ini' | 'data',
+    private readonly parse: (raw: unknown) => T,
+    private readonly quiet = false,
   ) {
     this.current = this.read();
   }
 
-  private read(): SchemaOf<S> {
-    const raw = this.plugin.config.get(this.file, 'ini', () => this.reload()) as Record<string, Record<string, RawValue>>;
-    return parseConfig(this.file, this.schema, raw, (m) => this.plugin.logwarn(m));
+  private read(): T {
+    return this.parse(this.host.config.get(this.file, this.type, this.changed));
   }
 
-  /** re-read the file; on error keep the last good config and say why */
+  /** re-read the file and tell every listener; on error keep the last good value and say why */
   reload(): boolean {
     try {
       this.current = this.read();
     } catch (err) {
-      this.plugin.logerror(`${errorMessage(err)}; keeping the last good ${this.file}`);
+      this.host.logerror(`${errorMessage(err)}; keeping the last good ${this.file}`);
       return false;
     }
-    this.plugin.loginfo(`reloaded ${this.file}`);
-    for (const fn of this.listeners) fn(this.current);
+    for (const fn of this.listeners) {
+      try {
+        fn(this.current);
+      } catch (err) {
+        this.host.logerror(`applying ${this.file}: ${errorMessage(err)}`);
+      }
+    }
+    if (!this.quiet) this.host.loginfo(`reloaded ${this.file}`);
     return true;
   }
 
-  onChange(fn: (cfg: SchemaOf<S>) => void): void {
-    this.listeners.push(fn);
+  /** run `fn` after each good reload (the same function twice is one listener) */
+  onChange(fn: (value: T) => void): void {
+    this.listeners.add(fn);
+  }
+}
+
+/** An ini file parsed with a schema into a frozen typed config. */
+export class ConfigHandle<S extends Schema> extends ConfigFile<SchemaOf<S>> {
+  constructor(
+    host: ConfigHost,
+    file: string,
+    readonly schema: S,
+  ) {
+    super(host, file, 'ini', (raw) => parseConfig(file, schema, raw as Parameters<typeof parseConfig>[2], (m) => host.logwarn(m)));
+  }
+}
+
+const NO_LINES: ConfigFile<readonly string[]> = Object.freeze({
+  current: Object.freeze([]) as readonly string[],
+  file: '',
+  type: 'data',
+  reload: () => true,
+  onChange: () => undefined,
+}) as unknown as ConfigFile<readonly string[]>;
+
+/**
+ * The suite's config files: one ConfigFile per file for the whole process, whoever asks for it.
+ * Plugins never call Haraka's `config.get` for a shield file themselves; facts one plugin owns
+ * (relay networks, local domains) are published as objects on the suite, never re-read by another
+ * plugin from the owner's files.
+ */
+export class ConfigRegistry {
+  private readonly files = new Map<string, { owner: unknown; handle: ConfigFile<unknown> }>();
+
+  constructor(private readonly host: ConfigHost) {}
+
+  private get<T>(file: string, owner: unknown, make: () => ConfigFile<T>): ConfigFile<T> {
+    const have = this.files.get(file);
+    if (have) {
+      if (have.owner !== owner) throw new Error(`${file} is already loaded with another schema or parser (one owner per file)`);
+      return have.handle as ConfigFile<T>;
+    }
+    const handle = make();
+    this.files.set(file, { owner, handle: handle as ConfigFile<unknown> });
+    return handle;
+  }
+
+  /** an ini file with its schema (the same file with another schema is an error) */
+  ini<S extends Schema>(file: string, schema: S, host: ConfigHost = this.host): ConfigHandle<S> {
+    return this.get(file, schema, () => new ConfigHandle(host, file, schema)) as ConfigHandle<S>;
+  }
+
+  /**
+   * an ini file with its own parser (sections that are not a fixed schema, e.g. DNSBL zones);
+   * `owner` names the one parser of this file
+   */
+  parsed<T>(file: string, owner: string, parse: (raw: unknown) => T, host: ConfigHost = this.host): ConfigFile<T> {
+    return this.get(file, `parser:${owner}`, () => new ConfigFile(host, file, 'ini', parse));
+  }
+
+  /** a one-entry-per-line file, as raw lines ('' = no file: always empty); a missing file is empty */
+  lines(file: string, host: ConfigHost = this.host): ConfigFile<readonly string[]> {
+    if (!file) return NO_LINES;
+    return this.get(file, 'lines', () => new ConfigFile(host, file, 'data', (raw) => Object.freeze([...((raw as string[] | null) ?? [])]), true));
+  }
+
+  /**
+   * Haraka's own `config/me` (this host's name). Read at each use, without a callback: Haraka's core
+   * reads it too, and its loader refreshes the value when the file changes.
+   */
+  me(): string {
+    return String(this.host.config.get('me') ?? '').trim();
   }
 }

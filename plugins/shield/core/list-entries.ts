@@ -63,55 +63,93 @@ export function normalizeAddress(input: string): string | null {
   return `${local.toLowerCase()}@${domain}`;
 }
 
-/** Read one entry's text: the kind from `kind` when given, else guessed (IP/CIDR, address, domain). */
+/** digits and dots, or hex digits and colons: the writer meant an IP address or range */
+const IP_LIKE = /^(?:\d+(?:\.\d*)*|[\da-f]*:[\da-f:.]*)(?:\/.*)?$/i;
+
+/**
+ * A host or domain name fit for a list entry: LDH labels (and "_"), IDN converted to A-labels, not
+ * all digits at the end. One label covers a whole top-level domain: only when the kind was written
+ * out (`domain:top`, `--kind domain`), never from a guess.
+ */
+function entryDomain(text: string, explicit: boolean): string {
+  const d = normalizeHostname(text, { underscore: true });
+  if (!d) throw new Error(`"${text}" is not a host or domain name`);
+  const labels = d.split('.');
+  if (/^\d+$/.test(labels[labels.length - 1] as string)) throw new Error(`"${text}" is not a valid IP address, and not a host name (the last label is all digits)`);
+  if (labels.length < 2 && !explicit) {
+    throw new Error(`"${text}" is a single label, which would cover a whole top-level domain: write the kind out (domain:${d}, sender:${d}) if that is what you mean`);
+  }
+  return d;
+}
+
+/**
+ * Read one entry's text: the kind from `kind` when given, else guessed (IP/CIDR, address, domain).
+ * Text that looks like an IP address or range but is not a valid one is an error, never a name.
+ */
 export function parseEntryValue(text: string, kind?: EntryKind): { kind: EntryKind; value: string } {
   const t = text.trim();
   if (!t) throw new Error('empty entry');
   if (/^\*?\.\S/.test(t)) throw new Error(`"${t}": write the domain without "*." or a leading dot; a domain entry already covers its subdomains`);
   const looksIp = parseIp(t.split('/')[0] as string) !== null;
+  if (!looksIp && !t.includes('@') && IP_LIKE.test(t)) {
+    if (kind === undefined || kind === 'ip') throw new Error(`"${t}" is not a valid IP address or CIDR range`);
+  }
   const k: EntryKind = kind ?? (looksIp ? 'ip' : t.includes('@') ? 'sender' : 'domain');
   switch (k) {
     case 'ip':
       return { kind: k, value: parseCidr(t).cidr };
     case 'domain': {
       if (looksIp) throw new Error(`"${t}" is an IP address; use an ip entry`);
-      const d = normalizeHostname(t, { underscore: true });
-      if (!d) throw new Error(`"${t}" is not a host or domain name`);
-      return { kind: k, value: d };
+      return { kind: k, value: entryDomain(t, kind !== undefined) };
     }
     case 'sender':
     case 'rcpt': {
-      if (t.startsWith('@')) {
-        const d = normalizeHostname(t.slice(1), { underscore: true });
-        if (!d) throw new Error(`"${t}" is not a domain name`);
-        return { kind: k, value: d };
-      }
+      if (t.startsWith('@')) return { kind: k, value: entryDomain(t.slice(1), kind !== undefined) };
       if (t.includes('@')) {
         const a = normalizeAddress(t);
         if (!a) throw new Error(`"${t}" is not an email address`);
+        const domain = a.slice(a.lastIndexOf('@') + 1);
+        entryDomain(domain, true);
         return { kind: k, value: a };
       }
-      const d = normalizeHostname(t, { underscore: true });
-      if (!d || looksIp) throw new Error(`"${t}" is not an email address or domain name`);
-      return { kind: k, value: d };
+      if (looksIp) throw new Error(`"${t}" is not an email address or domain name`);
+      return { kind: k, value: entryDomain(t, kind !== undefined) };
     }
   }
 }
 
 const KIND_PREFIX = /^(ip|domain|sender|rcpt):(?!:)/;
 
-/** One list line without its comment: `[kind:]entry [reason text]`. */
+/**
+ * One entry as the files and the CLI write it: `[kind:]entry`. A `kind:` prefix and a `kind`
+ * argument that disagree are an error.
+ */
+export function parseEntryText(text: string, kind?: EntryKind): { kind: EntryKind; value: string } {
+  let entry = text.trim();
+  const km = KIND_PREFIX.exec(entry);
+  if (km) {
+    const k = km[1] as EntryKind;
+    if (kind !== undefined && kind !== k) throw new Error(`"${text}": the prefix ${k}: and the kind ${kind} disagree`);
+    kind = k;
+    entry = entry.slice(km[0].length);
+  }
+  return parseEntryValue(entry, kind);
+}
+
+/**
+ * One list line without its comment: `[kind:]entry [reason text]`. A reason that starts with
+ * something that is itself an entry (an address, a range, a dotted name) is refused: the writer most
+ * likely put several entries on one line, and the later ones would silently become a reason.
+ */
 export function parseListLine(text: string): { kind: EntryKind; value: string; reason: string } {
   const m = /^(\S+)(?:\s+(.*))?$/.exec(text.trim());
   if (!m) throw new Error('empty entry');
-  let entry = m[1] as string;
-  let kind: EntryKind | undefined;
-  const km = KIND_PREFIX.exec(entry);
-  if (km) {
-    kind = km[1] as EntryKind;
-    entry = entry.slice(km[0].length);
+  const reason = (m[2] ?? '').trim();
+  const first = reason.split(/\s+/)[0] ?? '';
+  if (first && (KIND_PREFIX.test(first) || parseIp(first.split('/')[0] as string) || /^[^\s@]*@[^\s@]+\.[^\s@]+$/.test(first) || /^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.[a-z][a-z0-9-]*[a-z0-9]\.?$/i.test(first))) {
+    throw new Error(`"${first}" after the entry looks like another entry: write one entry per line (text after the entry is its reason)`);
   }
-  return { ...parseEntryValue(entry, kind), reason: (m[2] ?? '').trim() };
+  return { ...parseEntryText(m[1] as string), reason };
 }
 
 /** The entries of a list file's lines, as `list` entries whose source is "file:line". */
@@ -124,24 +162,24 @@ export function listFileEntries(file: string, list: ListName, lines: readonly st
 }
 
 /**
- * The entries of the block and allow files named in shield.blocklist.ini, read through Haraka's
- * config (so `onChange` fires when a file changes). Bad lines go to `onBad` and are skipped.
+ * The entries of the block and allow files named in shield.blocklist.ini. `source` gives a file's
+ * lines: the suite's config registry in Haraka (which also reloads them), or Haraka's config loader
+ * in the CLI. Bad lines go to `onBad` and are skipped.
  */
 export function readListFiles(
-  config: HarakaConfig,
+  source: HarakaConfig | ((file: string) => readonly string[]),
   files: { readonly block_file: string; readonly allow_file: string },
   onBad: (file: string, lineNo: number, message: string) => void,
-  onChange?: () => void,
 ): ListEntry[] {
+  const linesOf = typeof source === 'function' ? source : (file: string) => ((source.get(file, 'data') as string[] | null) ?? []);
   let out: ListEntry[] = [];
   for (const [list, file] of [
     ['block', files.block_file],
     ['allow', files.allow_file],
   ] as Array<[ListName, string]>) {
     if (!file) continue;
-    const lines = ((onChange ? config.get(file, 'data', onChange) : config.get(file, 'data')) as string[] | null) ?? [];
     // concat, not push(...): a list may hold hundreds of thousands of entries
-    out = out.concat(listFileEntries(file, list, lines, (n, msg) => onBad(file, n, msg)));
+    out = out.concat(listFileEntries(file, list, linesOf(file), (n, msg) => onBad(file, n, msg)));
   }
   return out;
 }

@@ -3,9 +3,11 @@
  * store (Redis or memory), the DNS resolver, the suite's lookup_rdns and the per-connection summary
  * line. The first shield plugin to load creates it; every other one gets the same object.
  */
-import { ConfigHandle, f, type SchemaOf } from './config';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigRegistry, f, type ConfigHandle, type SchemaOf } from './config';
 import { Resolver, parseNameserver } from './dns';
-import type { ShieldError } from './errors';
+import { ConfigError, type ShieldError } from './errors';
 import type { HarakaConnection, HarakaPlugin, Next } from './haraka';
 import { wrapHook, type HookOutcome } from './hook';
 import { SharedLists } from './list-entries';
@@ -30,7 +32,7 @@ export const SUITE_SCHEMA = {
     }),
     timeout: f.duration(2, 'time to wait for one answer before trying again', { min: 0.01, max: 30 }),
     tries: f.int(2, 'attempts per query in all, rotating through the nameservers', { min: 1, max: 10 }),
-    cache_size: f.int(20000, 'answers kept in this node\'s DNS cache (0 = no cache)', { min: 0 }),
+    cache_size: f.int(20000, 'answers kept in this node\'s DNS cache (0 or off = no cache)', { min: 0, off: true }),
     min_ttl: f.duration(0, 'shortest time an answer is cached, whatever its TTL', { min: 0 }),
     max_ttl: f.duration(86400, 'longest time an answer is cached, whatever its TTL', { min: 0 }),
     negative_ttl: f.duration(60, 'cache time of a negative answer that comes without an SOA record', { min: 0 }),
@@ -41,9 +43,9 @@ export const SUITE_SCHEMA = {
     timeout: f.duration(0.25, 'longest wait for one Redis operation before using memory for it', { min: 0.005, max: 10 }),
   },
   policy: {
-    reject_score: f.num(6, 'refuse (550 5.7.1, naming the findings that weighed most) once the scores of the soft findings add up to this; 0 = never. The default scores alone cannot reach 6', { min: 0 }),
-    defer_score: f.num(0, 'answer 4xx (the sender retries later) from this sum on, below reject_score; 0 = never', { min: 0 }),
-    tag_score: f.num(3, 'from this sum on the X-Shield header says tagged=yes (mail filters can file the message as suspect); 0 = never', { min: 0 }),
+    reject_score: f.num(6, 'refuse (550 5.7.1, naming the findings that weighed most) once the scores of the soft findings add up to this; 0 or off = never. The default scores alone cannot reach 6', { min: 0, off: true }),
+    defer_score: f.num(0, 'answer 4xx (the sender retries later) from this sum on, below reject_score; 0 or off = never', { min: 0, off: true }),
+    tag_score: f.num(3, 'from this sum on the X-Shield header says tagged=yes (mail filters can file the message as suspect); 0 or off = never', { min: 0, off: true }),
   },
   hooks: {
     budget: f.duration(10, 'longest time a shield hook may take; past it the hook answers as on error (keep below Haraka\'s plugin_timeout)', { min: 0.05, max: 600 }),
@@ -51,8 +53,17 @@ export const SUITE_SCHEMA = {
 } as const;
 export type SuiteConfig = SchemaOf<typeof SUITE_SCHEMA>;
 
+/** "backend redis, prefix shield:, timeout 250ms" */
+function describeStore(st: SuiteConfig['store']): string {
+  return `backend ${st.backend}, prefix ${st.prefix}, timeout ${Math.round(st.timeout * 1000)}ms`;
+}
+
 export class Suite {
+  /** every shield config file of this process, one owner each */
+  readonly files: ConfigRegistry;
   readonly config: ConfigHandle<typeof SUITE_SCHEMA>;
+  /** the [store] settings the store was built with: they apply at start only */
+  readonly storeInUse: SuiteConfig['store'];
   readonly store: ResilientStore;
   /** the store-held block and allow entries (blockTemporarily for every plugin) */
   readonly lists: SharedLists;
@@ -67,18 +78,28 @@ export class Suite {
   private readonly roles = new Map<string, string>();
 
   constructor(private readonly plugin: HarakaPlugin) {
-    this.config = new ConfigHandle(plugin, 'shield.ini', SUITE_SCHEMA);
+    this.files = new ConfigRegistry(plugin);
+    this.config = this.files.ini('shield.ini', SUITE_SCHEMA);
     const c = this.config.current;
+    this.storeInUse = c.store;
     this.store = new ResilientStore(
       { warn: (m) => plugin.logwarn(m), info: (m) => plugin.loginfo(m) },
       { prefix: c.store.prefix, timeoutMs: c.store.timeout * 1000 },
     );
     this.lists = new SharedLists(this.store);
-    // a new [dns] section takes effect for the next query
-    this.config.onChange(() => {
+    // a new [dns] section takes effect for the next query; [store] only at the next start
+    this.config.onChange((cfg) => {
       this.resolverInstance = null;
+      const was = describeStore(this.storeInUse);
+      const now = describeStore(cfg.store);
+      if (now !== was && now !== this.storeWarned) {
+        this.storeWarned = now;
+        plugin.logwarn(`shield.ini [store] changed to ${now}: the store settings apply when Haraka restarts; until then the suite keeps ${was}`);
+      }
     });
   }
+
+  private storeWarned = '';
 
   get mode(): Mode {
     return this.config.current.main.mode;
@@ -110,6 +131,38 @@ export class Suite {
     }
     const ini = this.plugin.config.get('redis.ini', 'ini');
     this.store.connect(redisEndpointFromIni(ini));
+    this.watchRedisIni();
+  }
+
+  /**
+   * config/redis.ini applies when Haraka starts. Its own reload callback belongs to whoever else
+   * reads it (haraka-plugin-redis), so an edit is noticed by watching the file, and logged once per
+   * new content: the store keeps its connection until Haraka restarts.
+   */
+  private watchRedisIni(): void {
+    // Haraka's loader reads the core's defaults (root_path) and the instance's overrides (overrides_path)
+    const c = this.plugin.config as { root_path?: unknown; overrides_path?: unknown };
+    const files = [...new Set([c.overrides_path, c.root_path].filter((p): p is string => typeof p === 'string'))].map((d) => path.join(d, 'redis.ini'));
+    const read = (): string =>
+      files
+        .map((file) => {
+          try {
+            return fs.readFileSync(file, 'utf8');
+          } catch {
+            return '';
+          }
+        })
+        .join('\0');
+    const atStart = read();
+    let seen = atStart;
+    for (const file of files) {
+      fs.watchFile(file, { interval: 2000, persistent: false }, () => {
+        const now = read();
+        if (now === seen) return;
+        seen = now;
+        if (now !== atStart) this.plugin.logwarn(`config/redis.ini changed: it applies when Haraka restarts; until then the suite's store keeps its current Redis connection`);
+      });
+    }
   }
 
   /**
@@ -170,6 +223,24 @@ export interface PluginHandle {
 }
 
 /**
+ * A shield plugin's register(), guarded: a config error at start becomes one log line naming file,
+ * section and key with a hint, and Haraka stops with that line, not a stack trace. Anything else is
+ * a bug and keeps its stack.
+ */
+export function registerShield(plugin: HarakaPlugin, body: () => void): void {
+  try {
+    body();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const line = `${plugin.name}: config error: ${err.message}. Fix the file and start Haraka again (haraka-shield check lists every problem of the instance)`;
+    plugin.logcrit(line);
+    const quiet = new Error(line);
+    quiet.stack = line;
+    throw quiet;
+  }
+}
+
+/**
  * Common set-up for a shield plugin, called from its register(): joins the suite, registers the
  * init hooks that connect the store, the suite's lookup_rdns (once per process) and the summary
  * line at disconnect (once per connection, by whichever shield plugin gets there first).
@@ -210,6 +281,18 @@ export function setupShield(plugin: HarakaPlugin, check: string): PluginHandle {
       );
     },
   };
+
+  // Haraka ends a hook after the plugin's own timeout with its own 4xx: the suite's budget must
+  // end first, so that a slow hook answers as the plugin's onError says
+  const checkBudget = (): void => {
+    const budget = s.config.current.hooks.budget;
+    const t = Number(plugin.timeout ?? 0);
+    if (t > 0 && budget >= t) {
+      plugin.logwarn(`shield.ini [hooks] budget ${budget}s is not below Haraka's timeout of ${plugin.name} (${t}s, config/plugin_timeout or config/${plugin.name}.timeout): Haraka would end a slow hook first, with its own reply; make budget smaller than ${t}s`);
+    }
+  };
+  checkBudget();
+  s.config.onChange(checkBudget);
 
   plugin.shield_init = (next: Next) => {
     s.start();
