@@ -5,38 +5,53 @@
  *   haraka-shield install [--enable NAME[,NAME]] [DIR]
  *       link the shield plugins into the Haraka instance DIR (default: the current directory) and
  *       add the default shield*.ini files it does not have yet (existing files are never touched).
- *   haraka-shield config [PLUGIN]
- *       print every config key with its type, default and documentation.
+ *   haraka-shield config [PLUGIN] [--effective] [--json] [--config DIR]
+ *       print every config key with its documentation and default (and this instance's value).
+ *   haraka-shield import stock [--write] [DIR]
+ *       carry the stock relay/access config (host_list, relay_acl_allow, access lists) over.
  *   haraka-shield block|allow add|remove|list|test ...
  *       manage the shared block and allow entries (see LISTS_USAGE in list-commands.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeSchema } from '../plugins/shield/core/config';
+import type { Schema } from '../plugins/shield/core/config';
+import { errorMessage } from '../plugins/shield/core/errors';
 import { SUITE_SCHEMA } from '../plugins/shield/core/suite';
 import { BLOCKLIST_SCHEMA } from '../plugins/shield/checks/blocklist-config';
 import { DNSBL_SCHEMA } from '../plugins/shield/checks/dnsbl-config';
 import { LIMIT_SCHEMA } from '../plugins/shield/checks/limit-config';
 import { RDNS_SCHEMA } from '../plugins/shield/checks/rdns-config';
 import { RELAY_SCHEMA } from '../plugins/shield/checks/relay-config';
-import { CliError, LISTS_USAGE, listsCommand } from './list-commands';
+import { CliError, oneLine, parseCliArgs } from './args';
+import { CONFIG_USAGE, configCommand } from './config-command';
+import { IMPORT_USAGE, importCommand, planStockImport, instanceReader, stockConflicts } from './import-stock';
+import { LISTS_USAGE, listsCommand } from './list-commands';
 
 const PKG_ROOT = path.resolve(__dirname, '..');
+
+const COMMANDS = ['install', 'config', 'import', 'block', 'allow', 'explain'];
 
 function usage(code: number): never {
   const text = `usage:
   haraka-shield install [--enable NAME[,NAME...]] [DIR]   link the plugins into a Haraka instance (default: .)
-  haraka-shield config [PLUGIN]                          list config keys, types, defaults and docs
+  haraka-shield config [PLUGIN] [--effective] [--json]   config keys, defaults and docs (and this instance's values)
+  haraka-shield import stock [--write] [DIR]             carry Haraka's stock relay/access config over
   haraka-shield block|allow add|remove|list|test ...     shared block and allow entries (block --help)
+  haraka-shield explain --ip IP [...]                    what a session would get, stage by stage (explain --help)
   haraka-shield --help
+
+${CONFIG_USAGE}
+
+${IMPORT_USAGE}
 
 ${LISTS_USAGE}`;
   (code === 0 ? console.log : console.error)(text);
   process.exit(code);
 }
 
+/** every error: one line on stderr, exit 1 */
 function fail(msg: string): never {
-  console.error(`haraka-shield: ${msg}`);
+  console.error(`haraka-shield: ${oneLine(msg)}`);
   process.exit(1);
 }
 
@@ -49,15 +64,40 @@ export function shippedPlugins(): string[] {
     .sort();
 }
 
+/**
+ * config/plugins with `enable` added: the shield plugins go on top, shield.relay first of them, so
+ * it runs before any other recipient plugin of the same priority; a shield.relay listed further down
+ * (below another plugin) moves up when it is enabled again. Returns null when nothing changes.
+ */
+export function enablePlugins(current: string, enable: readonly string[]): { text: string; added: string[]; moved: string[] } | null {
+  const lines = current === '' ? [] : current.replace(/\n$/, '').split(/\r?\n/);
+  const active = (l: string): string => l.replace(/#.*$/, '').trim();
+  const want = [...new Set(enable)].sort((a, b) => Number(b === 'shield.relay') - Number(a === 'shield.relay'));
+  const added = want.filter((n) => !lines.some((l) => active(l) === n));
+  const moved: string[] = [];
+  if (want.includes('shield.relay') && !added.includes('shield.relay')) {
+    const at = lines.findIndex((l) => active(l) === 'shield.relay');
+    const firstOther = lines.findIndex((l) => active(l) !== '' && !active(l).startsWith('shield.'));
+    if (firstOther !== -1 && firstOther < at) {
+      lines.splice(at, 1);
+      moved.push('shield.relay');
+    }
+  }
+  const top = [...moved, ...added].sort((a, b) => Number(b === 'shield.relay') - Number(a === 'shield.relay'));
+  if (!top.length) return null;
+  const rest = lines.length ? `\n${lines.join('\n')}\n` : '';
+  return { text: `# haraka-shield\n${top.join('\n')}\n${rest}`, added, moved };
+}
+
 export function install(dir: string, enable: string[]): string[] {
   const done: string[] = [];
   const inst = path.resolve(dir);
   if (!fs.existsSync(path.join(inst, 'config')) || !fs.existsSync(path.join(inst, 'config', 'smtp.ini'))) {
-    fail(`${inst} is not a Haraka instance (no config/smtp.ini); create one with: haraka -i ${inst}`);
+    throw new CliError(`${inst} is not a Haraka instance (no config/smtp.ini); create one with: haraka -i ${inst}`);
   }
   const plugins = shippedPlugins();
-  if (plugins.length === 0) fail(`no built plugins in ${PKG_ROOT}/plugins (run npm run build)`);
-  for (const name of enable) if (!plugins.includes(name)) fail(`--enable ${name}: not a shield plugin (have: ${plugins.join(', ')})`);
+  if (plugins.length === 0) throw new CliError(`no built plugins in ${PKG_ROOT}/plugins (run npm run build)`);
+  for (const name of enable) if (!plugins.includes(name)) throw new CliError(`--enable ${name}: not a shield plugin (have: ${plugins.join(', ')})`);
 
   const pdir = path.join(inst, 'plugins');
   fs.mkdirSync(pdir, { recursive: true });
@@ -90,14 +130,25 @@ for (const key of Object.keys(impl)) exports[key] = impl[key];
   if (enable.length) {
     const listFile = path.join(cdir, 'plugins');
     const current = fs.existsSync(listFile) ? fs.readFileSync(listFile, 'utf8') : '';
-    const have = new Set(current.split(/\r?\n/).map((l) => l.trim()));
-    const add = enable.filter((n) => !have.has(n));
-    if (add.length) {
-      // shield plugins go first, so shield.relay runs before any recipient plugin of the same priority
-      fs.writeFileSync(listFile, `# haraka-shield\n${add.join('\n')}\n\n${current}`);
-      done.push(`config/plugins: enabled ${add.join(', ')}`);
+    const next = enablePlugins(current, enable);
+    if (next) {
+      fs.writeFileSync(listFile, next.text);
+      if (next.added.length) done.push(`config/plugins: enabled ${next.added.join(', ')}`);
+      if (next.moved.length) done.push(`config/plugins: moved shield.relay to the top (it must run before the other recipient plugins)`);
     }
   }
+  // the stock setup, measured against the shield files as they are now
+  let stock: ReturnType<typeof planStockImport> | null = null;
+  try {
+    stock = planStockImport(instanceReader(inst));
+  } catch (err) {
+    done.push(`hint: haraka-shield import stock cannot read this instance's config: ${oneLine(errorMessage(err))}`);
+  }
+  if (stock && (stock.changes.length || stock.notes.length)) {
+    const what = stock.changes.length ? 'to carry it over (shield.relay refuses mail for domains it does not know)' : 'to see what it cannot carry over';
+    done.push(`hint: this instance has stock relay/access config (${stock.sources.map((s) => `config/${s}`).join(', ')}): run haraka-shield import stock ${what}`);
+  }
+  for (const line of stockConflicts(inst)) done.push(`hint: ${line}`);
   return done;
 }
 
@@ -106,7 +157,7 @@ for (const key of Object.keys(impl)) exports[key] = impl[key];
  * plugins' by name. The schemas come from the checks' *-config modules, never from the plugin
  * adapters (plugins/shield.<name>.js): loading an adapter pulls in the plugin and its hooks.
  */
-export const CONFIG_SCHEMAS: ReadonlyArray<readonly [file: string, schema: Parameters<typeof describeSchema>[0]]> = [
+export const CONFIG_SCHEMAS: ReadonlyArray<readonly [file: string, schema: Schema]> = [
   ['shield.ini', SUITE_SCHEMA as never],
   ['shield.blocklist.ini', BLOCKLIST_SCHEMA],
   ['shield.dnsbl.ini', DNSBL_SCHEMA],
@@ -115,48 +166,46 @@ export const CONFIG_SCHEMAS: ReadonlyArray<readonly [file: string, schema: Param
   ['shield.relay.ini', RELAY_SCHEMA],
 ];
 
-function printConfig(plugin: string | undefined): void {
-  for (const [file, schema] of CONFIG_SCHEMAS) {
-    if (plugin && file !== `${plugin}.ini` && file !== plugin) continue;
-    console.log(file);
-    for (const row of describeSchema(schema)) {
-      console.log(`  [${row.section}] ${row.key} (${row.kind}, default ${JSON.stringify(row.default)}): ${row.doc}`);
-    }
-  }
-}
-
 function main(argv: string[]): void {
-  if (argv[0] === 'block' || argv[0] === 'allow') {
-    const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(`haraka-shield: ${l}`) };
-    listsCommand(argv[0], argv.slice(1), io).then(
-      (code) => process.exit(code),
-      (err: unknown) => {
-        if (err instanceof CliError) fail(err.message);
-        console.error(err);
-        process.exit(1);
-      },
-    );
-    return;
-  }
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') usage(cmd ? 0 : 2);
-  if (cmd === 'install') {
-    const enable: string[] = [];
-    const positional: string[] = [];
-    for (let i = 0; i < rest.length; i++) {
-      const a = rest[i] as string;
-      if (a === '--enable') enable.push(...String(rest[++i] ?? '').split(',').filter(Boolean));
-      else if (a.startsWith('--enable=')) enable.push(...a.slice(9).split(',').filter(Boolean));
-      else if (a.startsWith('-')) fail(`unknown option ${a}`);
-      else positional.push(a);
+  if (!cmd) usage(2);
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') usage(0);
+  const print = (text: string) => console.log(text);
+  const done = (code: number): never => process.exit(code);
+  const onError = (err: unknown): never => fail(err instanceof CliError ? err.message : `unexpected error: ${errorMessage(err)}`);
+  try {
+    switch (cmd) {
+      case 'block':
+      case 'allow': {
+        const io = { out: print, err: (l: string) => console.error(`haraka-shield: ${l}`) };
+        listsCommand(cmd, rest, io).then(done, onError);
+        return;
+      }
+      case 'install': {
+        const args = parseCliArgs(rest, { enable: 'list' });
+        if (args.positionals.length > 1) throw new CliError(`install: give one instance directory (got ${args.positionals.join(' ')})`);
+        for (const line of install(args.positionals[0] ?? process.cwd(), [...(args.lists.get('enable') ?? [])])) print(line);
+        return;
+      }
+      case 'explain': {
+        // loaded only for this command: it runs the plugins' engines in-process
+        const { explainCommand } = require('./explain') as typeof import('./explain');
+        const io = { out: print, err: (l: string) => console.error(`haraka-shield: ${oneLine(l)}`) };
+        explainCommand(rest, io).then(done, onError);
+        return;
+      }
+      case 'config':
+        print(configCommand(rest, CONFIG_SCHEMAS));
+        return;
+      case 'import':
+        done(importCommand(rest, print));
+        return;
+      default:
+        throw new CliError(`unknown command ${cmd} (commands: ${COMMANDS.join(', ')}; haraka-shield --help)`);
     }
-    if (positional.length > 1) usage(2);
-    for (const line of install(positional[0] ?? process.cwd(), enable)) console.log(line);
-    return;
+  } catch (err) {
+    onError(err);
   }
-  if (cmd === 'config') return printConfig(rest[0]);
-  console.error(`haraka-shield: unknown command ${cmd}`);
-  usage(2);
 }
 
 if (require.main === module) main(process.argv.slice(2));
