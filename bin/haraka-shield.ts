@@ -65,26 +65,34 @@ export function shippedPlugins(): string[] {
 }
 
 /**
- * config/plugins with `enable` added: the shield plugins go on top, shield.relay first of them, so
- * it runs before any other recipient plugin of the same priority; a shield.relay listed further down
- * (below another plugin) moves up when it is enabled again. Returns null when nothing changes.
+ * config/plugins with `enable` added: the shield plugins go on top, shield.relay first of them, so it
+ * runs before any other recipient plugin of the same priority (a plugin added later goes right after
+ * it); a shield.relay listed below another plugin moves up when it is enabled again. Returns null
+ * when nothing changes.
  */
 export function enablePlugins(current: string, enable: readonly string[]): { text: string; added: string[]; moved: string[] } | null {
-  const lines = current === '' ? [] : current.replace(/\n$/, '').split(/\r?\n/);
+  const lines = current === '' ? [] : current.replace(/\r?\n$/, '').split(/\r?\n/);
   const active = (l: string): string => l.replace(/#.*$/, '').trim();
-  const want = [...new Set(enable)].sort((a, b) => Number(b === 'shield.relay') - Number(a === 'shield.relay'));
+  const relayFirst = (a: string, b: string): number => Number(b === 'shield.relay') - Number(a === 'shield.relay');
+  const want = [...new Set(enable)].sort(relayFirst);
   const added = want.filter((n) => !lines.some((l) => active(l) === n));
   const moved: string[] = [];
-  if (want.includes('shield.relay') && !added.includes('shield.relay')) {
-    const at = lines.findIndex((l) => active(l) === 'shield.relay');
+  let relayAt = lines.findIndex((l) => active(l) === 'shield.relay');
+  if (relayAt !== -1) {
     const firstOther = lines.findIndex((l) => active(l) !== '' && !active(l).startsWith('shield.'));
-    if (firstOther !== -1 && firstOther < at) {
-      lines.splice(at, 1);
+    if (firstOther !== -1 && firstOther < relayAt && want.includes('shield.relay')) {
+      lines.splice(relayAt, 1);
       moved.push('shield.relay');
+      relayAt = -1;
     }
   }
-  const top = [...moved, ...added].sort((a, b) => Number(b === 'shield.relay') - Number(a === 'shield.relay'));
+  const top = [...moved, ...added].sort(relayFirst);
   if (!top.length) return null;
+  if (relayAt !== -1 && !top.includes('shield.relay')) {
+    // shield.relay is on top already: the new ones go right after it
+    lines.splice(relayAt + 1, 0, ...top);
+    return { text: `${lines.join('\n')}\n`, added, moved };
+  }
   const rest = lines.length ? `\n${lines.join('\n')}\n` : '';
   return { text: `# haraka-shield\n${top.join('\n')}\n${rest}`, added, moved };
 }

@@ -43,6 +43,11 @@ describe('install into an existing Haraka instance (integration)', function () {
     assert.match(out, /config\/shield\.relay\.ini added/);
     assert.match(fs.readFileSync(path.join(inst, 'config', 'plugins'), 'utf8'), /^shield\.relay\nshield\.blocklist$/m);
     assert.match(out, /config\/shield\.blocklist\.block added/);
+    // haraka -i's host_list names haraka.local, which rcpt_to.in_host_list accepts: install says how to keep it
+    assert.match(out, /^hint: this instance has stock relay\/access config \(config\/host_list\): run haraka-shield import stock to carry it over/m);
+    assert.match(out, /^hint: config\/plugins: rcpt_to\.in_host_list is replaced by shield\.relay/m);
+    // the copied default makes no domain local (it used to make example.com local)
+    assert.deepEqual(fs.readFileSync(path.join(inst, 'config', 'shield.relay.domains'), 'utf8').split('\n').filter((l) => l.trim() && !l.trim().startsWith('#')), []);
 
     // a second run keeps what the operator changed
     fs.writeFileSync(path.join(inst, 'config', 'shield.relay.domains'), 'example.org\n');

@@ -2,6 +2,10 @@
  * The CLI never loads a plugin adapter (plugins/shield.<name>): an adapter is the plugin itself,
  * with its hooks and everything it imports. The CLI takes what it needs (the config schemas) from
  * the plugins/shield/checks and plugins/shield/core modules instead.
+ *
+ * One command is the exception by design: `explain` runs the instance's shield plugins in-process
+ * (bin/explain*.ts). bin/haraka-shield.ts loads it only when that command runs, never at start, so
+ * no other command pulls it in.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,9 +25,12 @@ const adapters = fs
   .map((f) => f.replace(/\.ts$/, ''))
   .sort();
 
+/** explain runs the plugins, so it loads the adapters (by the names config/plugins gives) */
+const RUNS_PLUGINS = /^explain(-[a-z]+)?\.ts$/;
+
 const binSources = fs
   .readdirSync(BIN)
-  .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+  .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !RUNS_PLUGINS.test(f))
   .map((f) => path.join(BIN, f));
 
 interface ModuleRef {
@@ -51,6 +58,12 @@ function moduleRefs(file: string): ModuleRef[] {
   };
   visit(sf);
   return refs;
+}
+
+/** the import declarations at the top level of a file: what loads when the module loads */
+function staticImports(file: string): string[] {
+  const sf = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true);
+  return sf.statements.filter(ts.isImportDeclaration).filter((d) => !d.importClause?.isTypeOnly).map((d) => (d.moduleSpecifier as ts.StringLiteral).text);
 }
 
 /** the .ts file a relative specifier names, or null for a package or a missing file */
@@ -102,6 +115,7 @@ describe('the CLI loads no plugin adapter', () => {
       }
       for (const ref of moduleRefs(file)) {
         const next = ref.spec === null ? null : resolveLocal(file, ref.spec);
+        if (next && RUNS_PLUGINS.test(path.basename(next))) continue;
         if (next && !seen.has(next)) {
           if (!via.has(next)) via.set(next, file);
           queue.push(next);
@@ -110,6 +124,15 @@ describe('the CLI loads no plugin adapter', () => {
     }
     assert.ok(seen.has(path.join(PLUGINS, 'shield', 'checks', 'relay-config.ts')), 'the walk reaches the checks modules');
     assert.deepEqual(bad, []);
+  });
+
+  it('explain, which runs the plugins, is loaded only when that command runs', () => {
+    const cli = path.join(BIN, 'haraka-shield.ts');
+    assert.deepEqual(staticImports(cli).filter((m) => /explain/.test(m)), []);
+    for (const file of binSources) {
+      if (file === cli) continue;
+      assert.deepEqual(moduleRefs(file).filter((r) => r.spec !== null && /(^|\/)explain/.test(r.spec)).map((r) => `${rel(file)}:${r.line}`), []);
+    }
   });
 
   it('`config` has a schema for shield.ini and every adapter, the same one the adapter exports', () => {
