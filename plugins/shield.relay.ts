@@ -12,7 +12,7 @@ import { IpSet, cidrItem, normalizeHostname } from './shield/core/net';
 import { reply, type Reply } from './shield/core/policy';
 import { registerShield, setupShield, type PluginHandle } from './shield/core/suite';
 import { ACCEPTED_DOMAIN, checkRelay, isLocalDomain, type RelayEvidence, type RelayPolicy } from './shield/checks/relay';
-import { RELAY_SCHEMA } from './shield/checks/relay-config';
+import { RELAY_SCHEMA, domainItem } from './shield/checks/relay-config';
 
 /** for `haraka-shield config` */
 export { RELAY_SCHEMA as SCHEMA } from './shield/checks/relay-config';
@@ -36,12 +36,6 @@ function readListFile(plugin: RelayPlugin, file: string, item: (s: string) => st
   // an edit of the file rebuilds the policy (the same listener once per file)
   handle.onChange(plugin.rebuildPolicy);
   return parseLines(handle.current, item, (n, msg) => plugin.logerror(`${file} line ${n}: ${msg}; line skipped`));
-}
-
-function domainItem(s: string): string {
-  const d = normalizeHostname(s, ACCEPTED_DOMAIN);
-  if (!d) throw new Error(`"${s}" is not a domain name`);
-  return d;
 }
 
 export function buildPolicy(plugin: RelayPlugin, cfg: RelayConfig): RelayPolicy {

@@ -3,7 +3,7 @@
  * vocabulary for "disabled", error texts that say what is accepted, one loader per file.
  */
 import assert from 'node:assert/strict';
-import { ConfigRegistry, f, parseConfig, parseRate } from '../../plugins/shield/core/config';
+import { ConfigRegistry, didYouMean, f, parseConfig, parseRate } from '../../plugins/shield/core/config';
 import { ConfigError } from '../../plugins/shield/core/errors';
 import { cidrItem } from '../../plugins/shield/core/net';
 import { parseDnsblConfig } from '../../plugins/shield/checks/dnsbl-config';
@@ -203,5 +203,27 @@ describe('list entries: what is not an address is never a name', () => {
     assert.throws(() => parseListLine('spam.example.com rcpt:x@example.net'), /looks like another entry/);
     assert.deepEqual(parseListLine('spam.example.com seen in a run, e.g. twice'), { kind: 'domain', value: 'spam.example.com', reason: 'seen in a run, e.g. twice' });
     assert.deepEqual(parseListLine('198.51.100.7 ticket 42 (v1.2)'), { kind: 'ip', value: '198.51.100.7/32', reason: 'ticket 42 (v1.2)' });
+  });
+});
+
+describe('config: every problem at once (for haraka-shield check)', () => {
+  it('with onError, parsing goes on past each problem and a bad key keeps its default', () => {
+    const errs: string[] = [];
+    const c = parseConfig('t.ini', SCHEMA, { main: { count: 'lots', nets: '10.0.0.0/8 ; x', naem: 'y' }, extra: {} } as never, undefined, (e) => errs.push(e.message));
+    assert.equal(c.main.count, 3);
+    assert.deepEqual(c.main.nets, []);
+    assert.deepEqual(errs, [
+      't.ini [extra]: unknown section (known: main)',
+      't.ini [main] naem: unknown key (known: nets, patterns, count, wait, name, text, needed); did you mean name?',
+      't.ini [main] nets: "10.0.0.0/8 ; x": a value may not contain ";" or "#" (a comment goes on a line of its own, starting with ";" or "#")',
+      't.ini [main] count: "lots" is not an integer',
+      't.ini [main] needed: required, and missing',
+    ]);
+  });
+
+  it('"did you mean" only for a near miss', () => {
+    assert.equal(didYouMean('netwroks', ['networks', 'domains']), '; did you mean networks?');
+    assert.equal(didYouMean('budgte', ['budget']), '; did you mean budget?');
+    assert.equal(didYouMean('colour', ['networks', 'domains']), '');
   });
 });

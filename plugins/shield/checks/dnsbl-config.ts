@@ -59,49 +59,72 @@ export interface DnsblConfig {
   probes: Map<string, ZoneProbe>;
 }
 
-/** Read shield.dnsbl.ini: [main] plus one section per zone; errors name file, section and key. */
-export function parseDnsblConfig(raw: Record<string, Record<string, unknown>> | null, warn: (message: string) => void = () => undefined): DnsblConfig {
+/**
+ * Read shield.dnsbl.ini: [main] plus one section per zone; errors name file, section and key. With
+ * `onError` every problem is reported there and the zone with it is left out (`haraka-shield check`).
+ */
+export function parseDnsblConfig(
+  raw: Record<string, Record<string, unknown>> | null,
+  warn: (message: string) => void = () => undefined,
+  onError?: (err: ConfigError) => void,
+): DnsblConfig {
   const r = (raw ?? {}) as Record<string, Record<string, string>>;
-  const main = parseConfig(DNSBL_FILE, { main: MAIN }, { main: r.main ?? {} }, warn).main;
+  const main = parseConfig(DNSBL_FILE, { main: MAIN }, { main: r.main ?? {} }, warn, onError).main;
   const zones: Zone[] = [];
   const probes = new Map<string, ZoneProbe>();
   for (const name of main.zones) {
-    if (!r[name]) throw new ConfigError(DNSBL_FILE, 'main', 'zones', `no section [${name}]`);
+    if (!r[name]) {
+      const err = new ConfigError(DNSBL_FILE, 'main', 'zones', `no section [${name}]`);
+      if (!onError) throw err;
+      onError(err);
+    }
   }
   for (const section of Object.keys(r)) {
     if (section === 'main') continue;
-    const z = parseConfig(DNSBL_FILE, { [section]: ZONE }, { [section]: r[section] })[section] as SchemaOf<{ z: typeof ZONE }>['z'];
-    if (!main.zones.includes(section)) continue;
-    const at = (key: string, fn: () => unknown) => {
-      try {
-        return fn();
-      } catch (err) {
-        throw new ConfigError(DNSBL_FILE, section, key, errorMessage(err));
+    try {
+      const zone = parseZone(section, r[section] as Record<string, string>, main.zones.includes(section));
+      if (zone) {
+        zones.push(zone.zone);
+        probes.set(section, zone.probe);
       }
-    };
-    if (!normalizeHostname(z.zone, { underscore: true })) throw new ConfigError(DNSBL_FILE, section, 'zone', `"${z.zone}" is not a DNS zone`);
-    const sign = z.type === 'allow' ? -1 : 1;
-    const listed = at('listed', () => z.listed.map((t) => parsePattern(t, { label: section, weight: 1 }))) as ReturnType<typeof parsePattern>[];
-    zones.push(
-      Object.freeze({
-        name: section,
-        type: z.type,
-        zone: normalizeHostname(z.zone, { underscore: true }) as string,
-        key: z.key,
-        ipv4: z.ipv4,
-        ipv6: z.ipv6,
-        listed: listed.map((p) => ({ ...p, weight: sign * Math.abs(p.weight) })),
-        errors: at('errors', () => z.errors.map((t) => parsePattern(t, { label: 'error', weight: 0 }))) as ReturnType<typeof parsePattern>[],
-        weight: sign * Math.abs(z.weight),
-        tagOnly: z.tag_only,
-        lookupUrl: z.lookup_url,
-        identities: z.check as Zone['identities'],
-        registeredDomain: z.registered_domain,
-      }),
-    );
-    const domain = z.type === 'domain';
-    const auto = (v: string, ipDefault: string, domainDefault: string) => (v === 'auto' ? (domain ? domainDefault : ipDefault) : v);
-    probes.set(section, { listed: auto(z.test_listed, '127.0.0.2', 'test'), unlisted: auto(z.test_unlisted, '127.0.0.1', 'invalid') });
+    } catch (err) {
+      if (!onError || !(err instanceof ConfigError)) throw err;
+      onError(err);
+    }
   }
   return { main, zones, probes };
+}
+
+/** one zone section; null when the zone is not in use (its section is still checked) */
+function parseZone(section: string, raw: Record<string, string>, inUse: boolean): { zone: Zone; probe: ZoneProbe } | null {
+  const z = parseConfig(DNSBL_FILE, { [section]: ZONE }, { [section]: raw })[section] as SchemaOf<{ z: typeof ZONE }>['z'];
+  if (!inUse) return null;
+  const at = (key: string, fn: () => unknown) => {
+    try {
+      return fn();
+    } catch (err) {
+      throw new ConfigError(DNSBL_FILE, section, key, errorMessage(err));
+    }
+  };
+  if (!normalizeHostname(z.zone, { underscore: true })) throw new ConfigError(DNSBL_FILE, section, 'zone', `"${z.zone}" is not a DNS zone`);
+  const sign = z.type === 'allow' ? -1 : 1;
+  const listed = at('listed', () => z.listed.map((t) => parsePattern(t, { label: section, weight: 1 }))) as ReturnType<typeof parsePattern>[];
+  const zone: Zone = Object.freeze({
+    name: section,
+    type: z.type,
+    zone: normalizeHostname(z.zone, { underscore: true }) as string,
+    key: z.key,
+    ipv4: z.ipv4,
+    ipv6: z.ipv6,
+    listed: listed.map((p) => ({ ...p, weight: sign * Math.abs(p.weight) })),
+    errors: at('errors', () => z.errors.map((t) => parsePattern(t, { label: 'error', weight: 0 }))) as ReturnType<typeof parsePattern>[],
+    weight: sign * Math.abs(z.weight),
+    tagOnly: z.tag_only,
+    lookupUrl: z.lookup_url,
+    identities: z.check as Zone['identities'],
+    registeredDomain: z.registered_domain,
+  });
+  const domain = z.type === 'domain';
+  const auto = (v: string, ipDefault: string, domainDefault: string) => (v === 'auto' ? (domain ? domainDefault : ipDefault) : v);
+  return { zone, probe: { listed: auto(z.test_listed, '127.0.0.2', 'test'), unlisted: auto(z.test_unlisted, '127.0.0.1', 'invalid') } };
 }

@@ -6,6 +6,13 @@ import { f } from '../core/config';
 import { cidrItem, normalizeHostname } from '../core/net';
 import { ACCEPTED_DOMAIN } from './relay';
 
+/** one local domain, as the ini and the domains file give it: normalised (A-labels, no final dot) */
+export function domainItem(s: string): string {
+  const d = normalizeHostname(s, ACCEPTED_DOMAIN);
+  if (!d) throw new Error(`"${s}" is not a domain name`);
+  return d;
+}
+
 export const RELAY_SCHEMA = {
   main: {
     networks: f.list([], 'relay networks: IPv4/IPv6 CIDRs or single addresses (a bare IP is one host); clients here may send to any domain', cidrItem),

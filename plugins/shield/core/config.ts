@@ -211,9 +211,40 @@ function refuseInlineComment(raw: Exclude<RawValue, undefined>): void {
   }
 }
 
+/** edit distance with transpositions (optimal string alignment), for "did you mean" */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i] as number[];
+      const up = d[i - 1] as number[];
+      row[j] = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
+    }
+  }
+  return (d[a.length] as number[])[b.length] as number;
+}
+
+/** "; did you mean networks?" for a name one or two edits away from a known one, else "" */
+export function didYouMean(name: string, known: readonly string[]): string {
+  const n = name.toLowerCase();
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = distance(n, k.toLowerCase());
+    if (d < bestD) {
+      best = k;
+      bestD = d;
+    }
+  }
+  return best !== null && bestD <= Math.max(1, Math.min(2, Math.floor(name.length / 3))) ? `; did you mean ${best}?` : '';
+}
+
 /**
  * Raw ini object -> frozen typed config. Sections and keys not in the schema are errors (a typo must
- * not silently fall back to a default); a missing key takes its default.
+ * not silently fall back to a default); a missing key takes its default. With `onError`, every
+ * problem is reported there and parsing goes on (a bad key takes its default): `haraka-shield
+ * check` shows them all at once; without it the first one throws.
  */
 export function parseConfig<S extends Schema>(
   file: string,
@@ -221,30 +252,35 @@ export function parseConfig<S extends Schema>(
   raw: Record<string, Record<string, RawValue> | undefined> | null | undefined,
   /** told about each retired key the file still sets */
   warn: (message: string) => void = () => undefined,
+  onError?: (err: ConfigError) => void,
 ): SchemaOf<S> {
+  const fail = (err: ConfigError): void => {
+    if (!onError) throw err;
+    onError(err);
+  };
   const out: Record<string, Record<string, unknown>> = {};
   const rawObj = raw ?? {};
+  const sections = Object.keys(schema);
   for (const section of Object.keys(rawObj)) {
     if (!(section in schema)) {
       const sect = rawObj[section];
       // haraka-config always adds an empty [main]
       if (section === 'main' && sect && Object.keys(sect).length === 0) continue;
-      throw new ConfigError(file, section, undefined, `unknown section (known: ${Object.keys(schema).join(', ')})`);
+      fail(new ConfigError(file, section, undefined, `unknown section (known: ${sections.join(', ')})${didYouMean(section, sections)}`));
     }
   }
   for (const [section, fields] of Object.entries(schema)) {
     const given = rawObj[section] ?? {};
+    const keys = Object.keys(fields);
     for (const key of Object.keys(given)) {
-      if (!(key in fields)) {
-        throw new ConfigError(file, section, key, `unknown key (known: ${Object.keys(fields).join(', ')})`);
-      }
+      if (!(key in fields)) fail(new ConfigError(file, section, key, `unknown key (known: ${keys.join(', ')})${didYouMean(key, keys)}`));
     }
     const sect: Record<string, unknown> = {};
     for (const [key, field] of Object.entries(fields)) {
       const value = given[key];
+      sect[key] = field.default;
       if (value === undefined) {
-        if (field.required) throw new ConfigError(file, section, key, 'required, and missing');
-        sect[key] = field.default;
+        if (field.required) fail(new ConfigError(file, section, key, 'required, and missing'));
         continue;
       }
       if (field.kind === 'retired') {
@@ -256,7 +292,7 @@ export function parseConfig<S extends Schema>(
         if (!field.free) refuseInlineComment(value);
         sect[key] = field.parse(value);
       } catch (err) {
-        throw new ConfigError(file, section, key, errorMessage(err));
+        fail(new ConfigError(file, section, key, errorMessage(err)));
       }
     }
     out[section] = sect;
