@@ -23,17 +23,19 @@ import { LIMIT_SCHEMA } from '../plugins/shield/checks/limit-config';
 import { RDNS_SCHEMA } from '../plugins/shield/checks/rdns-config';
 import { RELAY_SCHEMA } from '../plugins/shield/checks/relay-config';
 import { CliError, oneLine, parseCliArgs } from './args';
+import { checkCommand } from './check';
 import { CONFIG_USAGE, configCommand } from './config-command';
 import { IMPORT_USAGE, importCommand, planStockImport, instanceReader, stockConflicts } from './import-stock';
 import { LISTS_USAGE, listsCommand } from './list-commands';
 
 const PKG_ROOT = path.resolve(__dirname, '..');
 
-const COMMANDS = ['install', 'config', 'import', 'block', 'allow', 'explain'];
+const COMMANDS = ['install', 'check', 'config', 'import', 'block', 'allow', 'explain'];
 
 function usage(code: number): never {
   const text = `usage:
   haraka-shield install [--enable NAME[,NAME...]] [DIR]   link the plugins into a Haraka instance (default: .)
+  haraka-shield check [--config DIR] [--json]            every error and warning in this instance's shield config
   haraka-shield config [PLUGIN] [--effective] [--json]   config keys, defaults and docs (and this instance's values)
   haraka-shield import stock [--write] [DIR]             carry Haraka's stock relay/access config over
   haraka-shield block|allow add|remove|list|test ...     shared block and allow entries (block --help)
@@ -202,6 +204,9 @@ function main(argv: string[]): void {
         explainCommand(rest, io).then(done, onError);
         return;
       }
+      case 'check':
+        done(checkCommand(rest, { out: print }));
+        return;
       case 'config':
         print(configCommand(rest, CONFIG_SCHEMAS));
         return;
