@@ -118,7 +118,7 @@ function rows(schema: Schema, section: string, values?: Record<string, unknown>)
   for (const [key, field] of Object.entries(schema[section] ?? {})) {
     if (field.kind === 'retired') continue;
     const def = formatValue(field, field.default);
-    const row: KeyRow = { section, key, kind: field.kind, doc: field.doc, default: def.text };
+    const row: KeyRow = { section, key, kind: field.required ? `${field.kind}, required: no default` : field.kind, doc: field.doc, default: def.text };
     if (def.lines) row.defaultItems = def.lines;
     if (values) {
       const v = formatValue(field, values[key]);

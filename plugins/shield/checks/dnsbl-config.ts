@@ -25,7 +25,7 @@ const MAIN = {
 
 const ZONE = {
   type: f.oneOf(['ip', 'domain', 'allow'] as const, 'ip', 'ip: a blocklist of client addresses; allow: an allowlist of addresses (weights count negative); domain: a list of domain names (RHSBL, DBL)'),
-  zone: f.str('', 'the DNS zone, e.g. zen.spamhaus.org (required)', { required: true }),
+  zone: f.str('', 'the DNS zone, e.g. zen.spamhaus.org', { required: true }),
   key: f.str('', 'a query key (Spamhaus DQS): queries go to <item>.<key>.<zone>; never shown in replies or logs', { pattern: /^[A-Za-z0-9]*$/ }),
   ipv4: f.bool(true, 'query IPv4 clients'),
   ipv6: f.bool(false, 'query IPv6 clients (nibble format); only for zones that list IPv6'),
