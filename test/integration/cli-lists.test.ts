@@ -113,7 +113,7 @@ describe('haraka-shield block / allow (CLI)', function () {
   it('answers an unknown command with one line, exit 1', async () => {
     const r = await runCli(['blok', 'add', '192.0.2.1']);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'haraka-shield: unknown command blok (commands: install, config, import, block, allow, explain; haraka-shield --help)\n');
+    assert.equal(r.stderr, 'haraka-shield: unknown command blok (commands: install, check, config, import, block, allow, explain; haraka-shield --help)\n');
     assert.equal(r.stdout, '');
   });
 
