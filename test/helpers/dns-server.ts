@@ -2,8 +2,15 @@
  * The project's DNS fixture: a UDP server on 127.0.0.1 that answers from a zone table, with TTLs,
  * SOA records for negative answers, failure rcodes, dropped queries and a configurable delay.
  * Counts queries so tests and the bench can assert how many reached the wire.
+ *
+ * For attacker tests: `tcp: true` also answers over TCP on the same port (and `truncate` sends the
+ * UDP answer with TC set and no records, so the client must ask again over TCP); an entry's `forge`
+ * replaces the genuine answer by the packets it returns (forged ones, and the genuine one or not);
+ * `onQuery` sees every UDP query with its id and the client's source port, so a second socket can
+ * send a spoofed answer to it.
  */
 import dgram from 'node:dgram';
+import net from 'node:net';
 import * as packet from 'dns-packet';
 
 export interface ZoneEntry {
@@ -19,6 +26,22 @@ export interface ZoneEntry {
   /** never answer (a timeout) */
   drop?: boolean;
   delayMs?: number;
+  /** UDP answers carry TC and no records: the full answer is only given over TCP (needs `tcp`) */
+  truncate?: boolean;
+  /** owner name of the SOA in a negative answer (default: the question's last label) */
+  soaOwner?: string;
+  /** the packets to send instead of the genuine answer (which is passed in), in order */
+  forge?: (genuine: packet.Packet, via: 'udp' | 'tcp') => packet.Packet[];
+}
+
+/** one UDP query as the fixture saw it */
+export interface SeenQuery {
+  readonly id: number;
+  readonly name: string;
+  readonly type: string;
+  /** the client's source address and port */
+  readonly address: string;
+  readonly port: number;
 }
 
 export interface DnsFixtureOptions {
@@ -26,12 +49,17 @@ export interface DnsFixtureOptions {
   delayMs?: number;
   /** SOA TTL / MINIMUM for negative answers (null: no SOA) */
   negativeTtl?: number | null;
+  /** also answer over TCP on the same port */
+  tcp?: boolean;
 }
 
 export class DnsFixture {
   readonly zones = new Map<string, ZoneEntry>();
-  queries: Array<{ name: string; type: string }> = [];
+  queries: Array<{ name: string; type: string; via?: 'udp' | 'tcp' }> = [];
+  /** called for every UDP query before it is answered */
+  onQuery: ((q: SeenQuery) => void) | null = null;
   private sock: dgram.Socket | null = null;
+  private tcpServer: net.Server | null = null;
   port = 0;
 
   constructor(readonly opts: DnsFixtureOptions = {}) {}
@@ -56,43 +84,108 @@ export class DnsFixture {
     return this.queries.filter((q) => q.name === n && (!type || q.type === type)).length;
   }
 
-  private listen(): Promise<void> {
-    return new Promise((resolve) => {
+  private async listen(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const tcp = this.opts.tcp ? await this.listenTcp() : null;
+      try {
+        await this.listenUdp(tcp ? tcp.port : 0);
+        this.tcpServer = tcp?.server ?? null;
+        return;
+      } catch (err) {
+        // the TCP port is taken for UDP: try another one
+        tcp?.server.close();
+        if (attempt >= 5) throw err;
+      }
+    }
+  }
+
+  private listenUdp(port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
       const sock = dgram.createSocket('udp4');
-      this.sock = sock;
+      sock.once('error', reject);
       sock.on('message', (msg, rinfo) => this.answer(msg, rinfo));
-      sock.bind(0, '127.0.0.1', () => {
+      sock.bind(port, '127.0.0.1', () => {
+        sock.off('error', reject);
+        this.sock = sock;
         this.port = sock.address().port;
         resolve();
       });
     });
   }
 
+  private listenTcp(): Promise<{ server: net.Server; port: number }> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((conn) => this.serveTcp(conn));
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as net.AddressInfo).port }));
+    });
+  }
+
   close(): Promise<void> {
+    this.tcpServer?.close();
     return new Promise((resolve) => (this.sock ? this.sock.close(() => resolve()) : resolve()));
   }
 
-  private answer(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** the question of a query, or null for garbage */
+  private parse(msg: Buffer): { q: packet.DecodedPacket; question: packet.Question; name: string } | null {
     let q: packet.DecodedPacket;
     try {
       q = packet.decode(msg);
     } catch {
-      return;
+      return null;
     }
     const question = q.questions?.[0];
-    if (!question) return;
-    const name = question.name.toLowerCase().replace(/\.$/, '');
-    this.queries.push({ name, type: question.type });
+    if (!question) return null;
+    return { q, question, name: question.name.toLowerCase().replace(/\.$/, '') };
+  }
+
+  private answer(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const p = this.parse(msg);
+    if (!p) return;
+    const { q, question, name } = p;
+    this.queries.push({ name, type: question.type, via: 'udp' });
+    this.onQuery?.({ id: q.id ?? 0, name, type: question.type, address: rinfo.address, port: rinfo.port });
     const entry = this.zones.get(name);
     if (entry?.drop) return;
     const delay = (this.opts.delayMs ?? 0) + (entry?.delayMs ?? 0);
-    const reply = this.build(q.id ?? 0, question, name, entry);
-    const send = () => this.sock?.send(reply, rinfo.port, rinfo.address);
+    const replies = this.replies(q.id ?? 0, question, name, entry, 'udp');
+    const send = () => {
+      for (const r of replies) this.sock?.send(r, rinfo.port, rinfo.address);
+    };
     if (delay > 0) setTimeout(send, delay);
     else send();
   }
 
-  private build(id: number, question: packet.Question, name: string, entry: ZoneEntry | undefined): Buffer {
+  private serveTcp(conn: net.Socket): void {
+    let buf = Buffer.alloc(0);
+    conn.on('error', () => undefined);
+    conn.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 2 && buf.length >= buf.readUInt16BE(0) + 2) {
+        const msg = buf.subarray(2, buf.readUInt16BE(0) + 2);
+        buf = buf.subarray(msg.length + 2);
+        const p = this.parse(msg);
+        if (!p) continue;
+        this.queries.push({ name: p.name, type: p.question.type, via: 'tcp' });
+        const entry = this.zones.get(p.name);
+        if (entry?.drop) continue;
+        for (const r of this.replies(p.q.id ?? 0, p.question, p.name, entry, 'tcp')) {
+          const len = Buffer.alloc(2);
+          len.writeUInt16BE(r.length);
+          conn.write(Buffer.concat([len, r]));
+        }
+      }
+    });
+  }
+
+  private replies(id: number, question: packet.Question, name: string, entry: ZoneEntry | undefined, via: 'udp' | 'tcp'): Buffer[] {
+    let genuine = this.build(id, question, name, entry);
+    if (via === 'udp' && entry?.truncate) genuine = { ...genuine, flags: (genuine.flags ?? 0) | packet.TRUNCATED_RESPONSE, answers: [], authorities: [] };
+    const out = entry?.forge ? entry.forge(genuine, via) : [genuine];
+    return out.map((r) => packet.encode(r));
+  }
+
+  private build(id: number, question: packet.Question, name: string, entry: ZoneEntry | undefined): packet.Packet {
     const ttl = entry?.ttl ?? 300;
     const answers: packet.Answer[] = [];
     let rcode = entry?.rcode ?? (entry ? 'NOERROR' : 'NXDOMAIN');
@@ -122,16 +215,16 @@ export class DnsFixture {
     const neg = this.opts.negativeTtl === undefined ? 60 : this.opts.negativeTtl;
     const authorities: packet.Answer[] =
       answers.length === 0 && (rcode === 'NOERROR' || rcode === 'NXDOMAIN') && neg !== null
-        ? [{ type: 'SOA', name: 'example', ttl: neg, data: { mname: 'ns.example', rname: 'hostmaster.example', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: neg } } as packet.Answer]
+        ? [{ type: 'SOA', name: entry?.soaOwner ?? name.split('.').pop() ?? '', ttl: neg, data: { mname: 'ns.example', rname: 'hostmaster.example', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: neg } } as packet.Answer]
         : [];
     const rcodes: Record<string, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 };
-    return packet.encode({
+    return {
       type: 'response',
       id,
       flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | (rcodes[rcode] ?? 0),
       questions: [question],
       answers,
       authorities,
-    });
+    };
   }
 }

@@ -47,6 +47,13 @@ dgram.Socket.prototype.send = function (msg, ...args) {
   return origSend.call(this, msg, ...args);
 };
 
+// a connected socket (the suite's resolver connects one per query) sends without an address
+const origConnect = dgram.Socket.prototype.connect;
+dgram.Socket.prototype.connect = function (port, address, ...rest) {
+  if (typeof address === 'string' && !isLoopback(address)) throw violation(`UDP to ${address}:${port}`);
+  return origConnect.call(this, port, address, ...rest);
+};
+
 function serversOk(servers) {
   return servers.every((s) => isLoopback(s.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1')));
 }

@@ -9,8 +9,9 @@ export type ShieldErrorCode =
   | 'DNS_TIMEOUT' // no answer from any nameserver within timeout x tries
   | 'DNS_SERVFAIL' // the nameserver said it could not answer
   | 'DNS_REFUSED' // the nameserver refused to answer
-  | 'DNS_FORMAT' // malformed question or answer
-  | 'DNS_NETWORK' // socket-level failure talking to the nameserver
+  | 'DNS_FORMAT' // the nameserver found our question malformed or not implemented (FORMERR, NOTIMP)
+  | 'DNS_NETWORK' // socket-level failure talking to the nameserver, or a TCP answer that is not ours
+  | 'DNS_BAD_NAME' // a name that cannot be a query (a label over 63 octets, a name over 253): never sent
   | 'STORE_UNAVAILABLE' // the shared store (Redis) is down or not ready
   | 'STORE_TIMEOUT' // the shared store did not answer in time
   | 'HOOK_TIMEOUT' // a hook ran past its time budget
@@ -46,7 +47,8 @@ export class DnsError extends ShieldError {
   readonly qname: string;
   readonly qtype: string;
   constructor(code: Extract<ShieldErrorCode, `DNS_${string}`>, qname: string, qtype: string, detail?: string) {
-    super(code, `DNS ${qtype} ${qname}: ${detail ?? code}`);
+    // a name that cannot be asked will not become askable by retrying
+    super(code, `DNS ${qtype} ${qname}: ${detail ?? code}`, code !== 'DNS_BAD_NAME');
     this.name = 'DnsError';
     this.qname = qname;
     this.qtype = qtype;
