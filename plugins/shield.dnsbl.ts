@@ -25,6 +25,7 @@ interface ConnState {
   /** lookups started at connect (IP zones, rDNS name) and at the first HELO */
   pending: Array<Promise<ZoneResult[]>>;
   helo: boolean;
+  /** zone:item pairs whose error or skip is recorded (once per connection) */
   recordedErrors: Set<string>;
 }
 /** per transaction: the sender domain lookups and the verdict once given */
@@ -64,6 +65,13 @@ async function decideFor(plugin: DnsblPlugin, conn: HarakaConnection, pending: A
     st?.recordedErrors.add(k);
     plugin.shield.record(conn, { check: 'dnsbl', outcome: 'err', reason: 'zone_error', data: { zone: e.zone.name, why: e.outcome.status === 'error' ? e.outcome.why : '' } });
   }
+  // items a zone could not be asked about (a name too long with the zone appended): not asked, no wait
+  for (const e of results.filter((r) => r.outcome.status === 'skip')) {
+    const k = `${e.zone.name}:${e.item}`;
+    if (st?.recordedErrors.has(k)) continue;
+    st?.recordedErrors.add(k);
+    plugin.shield.record(conn, { check: 'dnsbl', outcome: 'skip', reason: 'not_asked', data: { zone: e.zone.name, identity: e.identity, why: e.outcome.status === 'skip' ? e.outcome.why : '' } });
+  }
   const s = score(results);
   const listed = s.score >= plugin.cfg.main.threshold && s.listings.length > 0;
   const ev = { check: 'dnsbl', outcome: listed ? ('fail' as const) : ('pass' as const), reason: listed ? 'listed' : s.listings.length || s.tags.length ? 'below_threshold' : 'clean', score: s.score, data: { zones: listedZones(s) } };
@@ -93,8 +101,8 @@ async function confirmedNames(plugin: DnsblPlugin, conn: HarakaConnection): Prom
 export function register(this: DnsblPlugin): void {
   registerShield(this, () => {
     this.shield = setupShield(this, 'dnsbl');
-    // the suite's resolver of the moment (a new shield.ini [dns] replaces it)
-    const resolver: ZoneResolver = { query: (name, type) => this.shield.suite.resolver.query(name, type) };
+    // the suite's resolver of the moment (a new shield.ini [dns] replaces it); health probes ask fresh
+    const resolver: ZoneResolver = { query: (name, type, opts) => this.shield.suite.resolver.query(name, type, opts) };
     const store = this.shield.suite.store;
     this.health = new ZoneHealth({ resolver, store, log: { error: (m) => this.logerror(m), notice: (m) => this.lognotice(m) }, config: () => this.cfg });
     this.lookups = new ZoneLookups({ resolver, store, log: { error: (m) => this.logerror(m) }, settings: () => this.cfg.main, disabled: (zone) => this.health.disabled.has(zone) });

@@ -5,8 +5,11 @@
  * One cache read for all the pairs of a stage, DNS in parallel for the misses, one cache write for
  * the answers; cache keys hold the zone and the item, never a DQS key. A DNS fault or an error code
  * is a zone error: logged at most once per zone per `error_log_interval` and counted per zone per
- * day in the store (`dnsbl:errors:<zone>`), never read as a listing.
+ * day in the store (`dnsbl:errors:<zone>`), never read as a listing. An item that cannot be a query
+ * in a zone (a name over 253 octets with the zone appended) is not asked: its result is a `skip`
+ * with the reason, at once, and not a zone error.
  */
+import { queryNameProblem } from '../core/dns';
 import { errorMessage } from '../core/errors';
 import type { ParsedIp } from '../core/net';
 import type { Store } from '../core/store';
@@ -38,9 +41,12 @@ export function domainLookups(zones: readonly Zone[], identity: 'helo' | 'rdns' 
   return out;
 }
 
-/** the A records of a name; rejects on a DNS fault (an error with a `code`, e.g. DNS_TIMEOUT) */
+/**
+ * The A records of a name; rejects on a DNS fault (an error with a `code`, e.g. DNS_TIMEOUT).
+ * `fresh`: ask the nameserver, not the resolver's cache (health probes).
+ */
 export interface ZoneResolver {
-  query(name: string, type: 'A'): Promise<{ readonly records: readonly string[]; readonly ttl: number }>;
+  query(name: string, type: 'A', opts?: { readonly fresh?: boolean }): Promise<{ readonly records: readonly string[]; readonly ttl: number }>;
 }
 
 export interface LookupSettings {
@@ -102,18 +108,23 @@ export class ZoneLookups {
     const results = await Promise.all(
       live.map(async (l, i): Promise<ZoneResult> => {
         let codes: string[];
+        const name = queryName(l.zone, l.label);
+        // a name that cannot be a query is not sent (it would only wait for the timeout)
+        const bad = queryNameProblem(name);
+        if (bad) return { zone: l.zone, item: l.item, identity: l.identity, outcome: { status: 'skip', why: `cannot be asked: ${bad} (with the zone appended)` } };
         const hit = cached[i];
         const fromCache = hit ? parseCached(hit) : null;
         if (fromCache) {
           codes = fromCache;
         } else {
           try {
-            const ans = await resolver.query(queryName(l.zone, l.label), 'A');
+            const ans = await resolver.query(name, 'A');
             codes = [...ans.records];
             writes.push({ key: cacheKey(l), value: JSON.stringify(codes), ttlSec: this.clampTtl(ans.ttl) });
           } catch (err) {
             // the resolver's message names the query (and a DQS key): keep it out of logs
             const code = (err as { code?: string }).code ?? 'DNS_ERROR';
+            if (code === 'DNS_BAD_NAME') return { zone: l.zone, item: l.item, identity: l.identity, outcome: { status: 'skip' as const, why: 'cannot be asked' } };
             const outcome = { status: 'error' as const, why: code === 'DNS_TIMEOUT' ? 'timed out' : `lookup failed (${code})` };
             this.noteError(l.zone, outcome.why);
             return { zone: l.zone, item: l.item, identity: l.identity, outcome };

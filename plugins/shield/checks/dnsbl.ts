@@ -91,7 +91,9 @@ const ALWAYS_ERRORS = ['127.0.0.1', '127.255.255.0-127.255.255.255'].map((m) => 
 export type ZoneOutcome =
   | { readonly status: 'listed'; readonly codes: readonly string[]; readonly labels: readonly string[]; readonly weight: number }
   | { readonly status: 'clean' }
-  | { readonly status: 'error'; readonly why: string };
+  | { readonly status: 'error'; readonly why: string }
+  /** not asked: the item cannot be a query in this zone (e.g. too long with the zone appended) */
+  | { readonly status: 'skip'; readonly why: string };
 
 /** What one zone's A records for one item mean. */
 export function classify(zone: Zone, codes: readonly string[]): ZoneOutcome {
