@@ -18,6 +18,11 @@ const MAIN = {
   cache_min_ttl: f.duration(60, 'shortest time an answer stays in the shared cache', { min: 0 }),
   cache_max_ttl: f.duration(3600, 'longest time an answer stays in the shared cache', { min: 1 }),
   health_interval: f.duration(300, 'how often one node of the fleet probes every zone\'s test points (0 or off = never)', { min: 0, off: true }),
+  health_failures: f.int(
+    3,
+    'a zone is disabled after this many failed probes in a row (wrong answers, SERVFAIL, REFUSED), and at the first probe that shows it listing its never-listed test point; a probe that times out changes nothing; one good probe enables the zone again',
+    { min: 1 },
+  ),
   error_log_interval: f.duration(300, 'at most one log line per zone per this interval about its errors', { min: 1 }),
   exempt_rcpts: f.retired('the exempt recipients of every check are shield.ini [main] exempt_rcpts'),
   header: f.retired('the suite adds one X-Shield header (shield.ini [policy] tag_score); the zones are its dnsbl.<zone> tags'),
