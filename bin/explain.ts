@@ -192,6 +192,8 @@ async function openStore(suite: Suite, config: HarakaConfig): Promise<StoreSetup
   const scratch = sandbox(suite.store, client, st.prefix);
   try {
     await withTimeout(client.connect(), 2500, () => new Error('timed out'));
+    // the store uses Redis once its first PING answers (its circuit breaker)
+    if (!(await suite.store.whenUp(2500))) throw new Error('connected, but no answer to PING');
     return { scratch, client, backend: 'redis', where, note: null };
   } catch (err) {
     return {

@@ -80,7 +80,7 @@ describe('config reloads with the whole suite loaded (integration)', function ()
   it('a [store] change in shield.ini is logged as needing a restart, and the store keeps its settings', async () => {
     const ini = fs.readFileSync(cfg('shield.ini'), 'utf8');
     fs.writeFileSync(cfg('shield.ini'), ini.replace(/prefix = (\S+)/, 'prefix = other-prefix:'));
-    await haraka.waitFor(/shield\.ini \[store\] changed to backend redis, prefix other-prefix:, timeout 250ms: the store settings apply when Haraka restarts; until then the suite keeps backend redis, prefix shield-test:/, 15000);
+    await haraka.waitFor(/shield\.ini \[store\] changed to backend redis, prefix other-prefix:, timeout 250ms, retry_after 5s, max_in_flight 500: the store settings apply when Haraka restarts; until then the suite keeps backend redis, prefix shield-test:/, 15000);
   });
 
   it('a redis.ini change is logged as needing a restart', async () => {

@@ -2,10 +2,13 @@
  * The Redis backend of the Store interface. Every multi-step operation is one Lua script (one round
  * trip, atomic across the fleet); every key the suite creates gets a TTL in the same step, except the
  * sets, which are lists an operator manages and whose members carry their own expiry.
+ *
+ * Time is Redis's own (TIME inside the scripts), never the calling node's: a node whose clock runs
+ * ahead must not expire the leases or rate buckets of the others. Variadic commands inside scripts
+ * take at most CHUNK arguments at a time (Lua's unpack has a limit of about 8,000).
  */
 import { createHash } from 'node:crypto';
-import type { AdmitResult, Clock, LeaseResult, LeaseSpec, RateSpec, SetEntry, Store } from './store';
-import { systemClock } from './store';
+import type { AdmitResult, LeaseResult, LeaseSpec, RateSpec, SetEntry, Store } from './store';
 
 /** The part of a node-redis v5 client the store uses. */
 export interface RedisLike {
@@ -15,6 +18,10 @@ export interface RedisLike {
 
 /** the expiry score of a set member that never expires (exact in a Redis double) */
 const NEVER = Number.MAX_SAFE_INTEGER;
+/** most arguments one variadic call inside a script gets */
+const CHUNK = 1000;
+/** the scripts' clock: Redis's own, in ms */
+const NOW_LUA = "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 
 class Script {
   readonly sha: string;
@@ -38,9 +45,10 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`);
 
-// KEYS[1] zset id->expiry; ARGV now_ms, ttl_ms, max, id
+// KEYS[1] zset id->expiry; ARGV (unused), ttl_ms, max, id
 const LEASE_ACQUIRE = new Script(`
-local now = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local exp = now + tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local held = redis.call('ZSCORE', KEYS[1], ARGV[4])
@@ -54,11 +62,12 @@ end
 return {0, n}`);
 
 // KEYS: lease keys (ARGV[4] of them), then rate keys.
-// ARGV: now_ms, id, lease_ttl_ms, n_leases, max per lease key..., then limit, window_ms per rate key...
+// ARGV: (unused), id, lease_ttl_ms, n_leases, max per lease key..., then limit, window_ms per rate key...
 // All or nothing: checks every limit first, then takes the leases and one event of each rate (GCRA).
 // -> {admitted, refused kind (1 lease, 2 rate), refused index, retry_after_ms}
 const ADMIT = new Script(`
-local now = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = ARGV[2]
 local ttl = tonumber(ARGV[3])
 local nl = tonumber(ARGV[4])
@@ -87,13 +96,30 @@ for j = 1, #KEYS - nl do
 end
 return {1, 0, 0, 0}`);
 
-// KEYS lease keys; ARGV now_ms, ttl_ms, id: (re)take the lease in each
+// KEYS lease keys; ARGV (unused), ttl_ms, id: (re)take the lease in each
 const LEASE_REFRESH_MANY = new Script(`
-local now = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 for i = 1, #KEYS do
   redis.call('ZADD', KEYS[i], now + ttl, ARGV[3])
   if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 1`);
+
+// KEYS: lease keys (ARGV[2] of them), then rate keys; ARGV id, n_leases, then limit, window_ms per
+// rate key: undo one admit (its leases released, one event of each rate given back)
+const ADMIT_UNDO = new Script(`
+${NOW_LUA}
+local nl = tonumber(ARGV[2])
+for i = 1, nl do redis.call('ZREM', KEYS[i], ARGV[1]) end
+for j = 1, #KEYS - nl do
+  local tat = tonumber(redis.call('GET', KEYS[nl + j]))
+  if tat then
+    local nt = tat - tonumber(ARGV[2 + 2 * j]) / tonumber(ARGV[1 + 2 * j])
+    if nt <= now then redis.call('DEL', KEYS[nl + j])
+    else redis.call('SET', KEYS[nl + j], string.format('%.3f', nt), 'PX', math.max(1, math.ceil(nt - now))) end
+  end
 end
 return 1`);
 
@@ -109,26 +135,35 @@ for i = 1, #KEYS do
 end
 return 1`);
 
-// KEYS[1] zset member->expiry (NEVER = none), KEYS[2] hash member->value; ARGV member, value, expiry
+// KEYS[1] zset member->expiry (NEVER = none), KEYS[2] hash member->value; ARGV member, value, ttl_ms (-1 = never)
 const SET_PUT = new Script(`
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local exp = ARGV[4]
+if tonumber(ARGV[3]) >= 0 then exp = now + tonumber(ARGV[3]) end
+redis.call('ZADD', KEYS[1], exp, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1`);
 
-// ARGV member, now_ms
+// ARGV member
 const SET_DELETE = new Script(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-if s and tonumber(s) > tonumber(ARGV[2]) then return 1 end
+if s and tonumber(s) > now then return 1 end
 return 0`);
 
-// ARGV now_ms -> flat list member, value, expiry
+// -> flat list member, value, expiry; expired members are removed from both keys first
 const SET_ENTRIES = new Script(`
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if #dead > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-  redis.call('HDEL', KEYS[2], unpack(dead))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for i = 1, #dead, ${CHUNK} do
+  local last = math.min(i + ${CHUNK} - 1, #dead)
+  redis.call('HDEL', KEYS[2], unpack(dead, i, last))
+  redis.call('ZREM', KEYS[1], unpack(dead, i, last))
 end
 local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local out = {}
@@ -145,7 +180,6 @@ export class RedisStore implements Store {
   constructor(
     private readonly client: RedisLike,
     private readonly prefix: string,
-    private readonly now: Clock = systemClock,
   ) {}
 
   private k(key: string): string {
@@ -162,22 +196,31 @@ export class RedisStore implements Store {
   }
 
   async leaseAcquire(key: string, id: string, ttlSec: number, max: number): Promise<LeaseResult> {
-    const r = (await LEASE_ACQUIRE.run(this.client, [this.k(key)], [this.now(), Math.round(ttlSec * 1000), max, id])) as [number, number];
+    const r = (await LEASE_ACQUIRE.run(this.client, [this.k(key)], [0, Math.round(ttlSec * 1000), max, id])) as [number, number];
     return { granted: Number(r[0]) === 1, count: Number(r[1]) };
   }
 
   async admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
     const keys = [...leases.map((l) => this.k(l.key)), ...rates.map((r) => this.k(r.key))];
     if (keys.length === 0) return { admitted: true, refused: null, retryAfterMs: 0 };
-    const args: Array<string | number> = [this.now(), id, Math.round(leaseTtlSec * 1000), leases.length, ...leases.map((l) => l.max)];
+    const args: Array<string | number> = [0, id, Math.round(leaseTtlSec * 1000), leases.length, ...leases.map((l) => l.max)];
     for (const r of rates) args.push(r.limit, Math.round(r.windowSec * 1000));
     const [ok, kind, index, retry] = ((await ADMIT.run(this.client, keys, args)) as unknown[]).map(Number) as [number, number, number, number];
     if (ok === 1) return { admitted: true, refused: null, retryAfterMs: 0 };
     return { admitted: false, refused: { kind: kind === 1 ? 'lease' : 'rate', index }, retryAfterMs: retry };
   }
 
+  /** undo an admit that Redis granted after its caller stopped waiting (see ResilientStore.admit) */
+  async admitUndo(id: string, leases: readonly LeaseSpec[], rates: readonly RateSpec[]): Promise<void> {
+    const keys = [...leases.map((l) => this.k(l.key)), ...rates.map((r) => this.k(r.key))];
+    if (keys.length === 0) return;
+    const args: Array<string | number> = [id, leases.length];
+    for (const r of rates) args.push(r.limit, Math.round(r.windowSec * 1000));
+    await ADMIT_UNDO.run(this.client, keys, args);
+  }
+
   async leaseRefreshMany(keys: readonly string[], id: string, ttlSec: number): Promise<void> {
-    if (keys.length) await LEASE_REFRESH_MANY.run(this.client, keys.map((k) => this.k(k)), [this.now(), Math.round(ttlSec * 1000), id]);
+    if (keys.length) await LEASE_REFRESH_MANY.run(this.client, keys.map((k) => this.k(k)), [0, Math.round(ttlSec * 1000), id]);
   }
 
   async leaseReleaseMany(keys: readonly string[], id: string): Promise<void> {
@@ -189,16 +232,15 @@ export class RedisStore implements Store {
   }
 
   async setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
-    const exp = ttlSec === null ? NEVER : this.now() + Math.round(ttlSec * 1000);
-    await SET_PUT.run(this.client, this.setKeys(key), [member, value, exp]);
+    await SET_PUT.run(this.client, this.setKeys(key), [member, value, ttlSec === null ? -1 : Math.max(1, Math.round(ttlSec * 1000)), NEVER]);
   }
 
   async setDelete(key: string, member: string): Promise<boolean> {
-    return Number(await SET_DELETE.run(this.client, this.setKeys(key), [member, this.now()])) === 1;
+    return Number(await SET_DELETE.run(this.client, this.setKeys(key), [member])) === 1;
   }
 
   async setEntries(key: string): Promise<SetEntry[]> {
-    const flat = (await SET_ENTRIES.run(this.client, this.setKeys(key), [this.now()])) as string[];
+    const flat = (await SET_ENTRIES.run(this.client, this.setKeys(key), [])) as string[];
     const out: SetEntry[] = [];
     for (let i = 0; i < flat.length; i += 3) {
       const score = Number(flat[i + 2]);

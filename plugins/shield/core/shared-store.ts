@@ -2,8 +2,17 @@
  * The store every shield plugin uses: Redis when it is configured and answering, the node's memory
  * otherwise. Each operation goes to Redis only while the client is ready, and only for `timeoutMs`;
  * on any failure it runs on the memory backend instead, so a dead or slow Redis costs a check its
- * fleet-wide view, never a hung hook, an exception or a crash. State changes (down, up again) are
- * logged once each.
+ * fleet-wide view, never a hung hook, an exception or a crash.
+ *
+ * A circuit breaker keeps a slow Redis from costing every operation the full timeout: after a
+ * failure or timeout, operations use memory at once for `retryAfterMs`; then one operation probes
+ * Redis (the others keep using memory) and its success brings Redis back. At most `maxInFlight`
+ * Redis operations wait at a time; more use memory. Every change of state is logged once.
+ *
+ * What a timed-out operation means: Redis may still carry it out later. An admit that Redis grants
+ * after we stopped waiting is undone (its leases released, its rate events refunded), since the
+ * session went on with memory's answer; a counter increment (`incr`) may count in both places (at
+ * least once); cache writes and reads have no lasting effect.
  */
 import path from 'node:path';
 import { StoreError, errorMessage } from './errors';
@@ -78,6 +87,18 @@ export function describeEndpoint(ep: RedisEndpoint): string {
   return `redis://${where}${ep.database !== undefined ? `/${ep.database}` : ''}`;
 }
 
+export interface ResilientOptions {
+  prefix: string;
+  timeoutMs: number;
+  /** after a failure, use memory this long before one operation probes Redis again (default 5 s) */
+  retryAfterMs?: number;
+  /** Redis operations waiting at once; more use memory (default 500) */
+  maxInFlight?: number;
+  now?: Clock;
+}
+
+type Route = 'redis' | 'probe' | 'memory';
+
 export class ResilientStore implements Store {
   readonly memory: MemoryStore;
   private redis: RedisStore | null = null;
@@ -85,16 +106,70 @@ export class ResilientStore implements Store {
   private up = false;
   private announcedDown = false;
   private endpoint = '';
+  /** breaker: memory only until then (ms since the epoch) */
+  private openUntil = 0;
+  private probing = false;
+  private inFlight = 0;
+  private saturatedLogged = false;
+  private readonly retryAfterMs: number;
+  private readonly maxInFlight: number;
 
   constructor(
     private readonly log: StoreLog,
-    private readonly opts: { prefix: string; timeoutMs: number; now?: Clock },
+    private readonly opts: ResilientOptions,
   ) {
     this.memory = new MemoryStore(opts.now ?? systemClock);
+    this.retryAfterMs = opts.retryAfterMs ?? 5000;
+    this.maxInFlight = opts.maxInFlight ?? 500;
   }
 
   get backend(): 'memory' | 'redis' {
-    return this.redis && this.client?.isReady ? 'redis' : 'memory';
+    return this.redis && this.client?.isReady && this.up ? 'redis' : 'memory';
+  }
+
+  /** resolves true once Redis is in use (its first PING answered), false after `timeoutMs` */
+  async whenUp(timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (!this.up && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    return this.up;
+  }
+
+  /** where the next operation goes: Redis, Redis as the breaker's one probe, or memory */
+  private route(): Route {
+    if (!this.redis || !this.client?.isReady) return 'memory';
+    if (!this.up) {
+      if (this.probing || Date.now() < this.openUntil) return 'memory';
+      return 'probe';
+    }
+    if (this.inFlight >= this.maxInFlight) {
+      if (!this.saturatedLogged) {
+        this.saturatedLogged = true;
+        this.log.warn(`shared store: ${this.inFlight} Redis operations waiting at once; further ones use this node's memory until fewer are waiting`);
+      }
+      return 'memory';
+    }
+    if (this.saturatedLogged && this.inFlight < this.maxInFlight / 2) {
+      this.saturatedLogged = false;
+      this.log.info('shared store: Redis keeps up again');
+    }
+    return 'redis';
+  }
+
+  /** run `attempt` on Redis within the timeout; the breaker learns from the outcome */
+  private async onRedis<T>(route: Route, attempt: Promise<T>): Promise<T> {
+    if (route === 'probe') this.probing = true;
+    this.inFlight++;
+    try {
+      const v = await withTimeout(attempt, this.opts.timeoutMs, () => new StoreError('STORE_TIMEOUT', `Redis did not answer in ${this.opts.timeoutMs} ms`));
+      this.markUp();
+      return v;
+    } catch (err) {
+      this.markDown(err);
+      throw err;
+    } finally {
+      this.inFlight--;
+      if (route === 'probe') this.probing = false;
+    }
   }
 
   /**
@@ -112,8 +187,13 @@ export class ResilientStore implements Store {
   /** use an already created client (tests, CLI) */
   attach(client: RedisClient): void {
     this.client = client;
-    this.redis = new RedisStore(client, this.opts.prefix, this.opts.now ?? systemClock);
-    client.on('ready', () => this.markUp());
+    this.redis = new RedisStore(client, this.opts.prefix);
+    // a (re)connected client is tried at once: a PING that answers in time marks Redis up
+    client.on('ready', () => {
+      this.openUntil = 0;
+      if (this.probing || this.client !== client) return;
+      this.onRedis('probe', client.sendCommand(['PING'])).catch(() => undefined);
+    });
     client.on('error', (err: unknown) => this.markDown(err));
     client.on('end', () => this.markDown(new Error('connection closed')));
     // starting without Redis is worth one line, whether or not it ever comes
@@ -140,11 +220,12 @@ export class ResilientStore implements Store {
     if (this.up) return;
     this.up = true;
     this.announcedDown = false;
-    this.log.info(`shared store: using Redis at ${this.endpoint}`);
+    this.log.info(`shared store: using Redis at ${this.endpoint || 'redis.ini'}`);
   }
 
   private markDown(err: unknown): void {
     this.up = false;
+    this.openUntil = Date.now() + this.retryAfterMs;
     if (this.announcedDown) return;
     this.announcedDown = true;
     const why = errorMessage(err);
@@ -163,11 +244,11 @@ export class ResilientStore implements Store {
    */
   async shared<T>(op: (s: Store) => Promise<T>): Promise<{ value: T } | null> {
     const redis = this.redis;
-    if (!redis || !this.client?.isReady) return null;
+    const route = this.route();
+    if (!redis || route === 'memory') return null;
     try {
-      return { value: await withTimeout(op(redis), this.opts.timeoutMs, () => new StoreError('STORE_TIMEOUT', `Redis did not answer in ${this.opts.timeoutMs} ms`)) };
-    } catch (err) {
-      this.markDown(err);
+      return { value: await this.onRedis(route, op(redis)) };
+    } catch {
       return null;
     }
   }
@@ -188,15 +269,16 @@ export class ResilientStore implements Store {
    */
   async admit(id: string, leases: readonly LeaseSpec[], leaseTtlSec: number, rates: readonly RateSpec[]): Promise<AdmitResult> {
     const redis = this.redis;
-    if (!redis || !this.client?.isReady) return this.memory.admit(id, leases, leaseTtlSec, rates);
+    const route = this.route();
+    if (!redis || route === 'memory') return this.memory.admit(id, leases, leaseTtlSec, rates);
     const attempt = redis.admit(id, leases, leaseTtlSec, rates);
     try {
-      return await withTimeout(attempt, this.opts.timeoutMs, () => new StoreError('STORE_TIMEOUT', `Redis did not answer in ${this.opts.timeoutMs} ms`));
-    } catch (err) {
-      this.markDown(err);
+      return await this.onRedis(route, attempt);
+    } catch {
+      // undone if Redis carries it out after all: the session goes on with memory's answer
       attempt.then(
         (late) => {
-          if (late.admitted && leases.length) redis.leaseReleaseMany(leases.map((l) => l.key), id).catch(() => undefined);
+          if (late.admitted) redis.admitUndo(id, leases, rates).catch(() => undefined);
         },
         () => undefined,
       );

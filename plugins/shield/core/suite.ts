@@ -41,6 +41,8 @@ export const SUITE_SCHEMA = {
     backend: f.oneOf(['redis', 'memory'] as const, 'redis', 'redis: share state through Redis (config/redis.ini [server]), falling back to memory while it is unreachable; memory: this node only'),
     prefix: f.str('shield:', 'prefix of every Redis key the suite writes', { pattern: /^[\w:.-]*$/ }),
     timeout: f.duration(0.25, 'longest wait for one Redis operation before using memory for it', { min: 0.005, max: 10 }),
+    retry_after: f.duration(5, 'after Redis failed or timed out, use memory this long before one operation tries Redis again (a slow Redis then costs one wait, not one per operation)', { min: 0.1, max: 300 }),
+    max_in_flight: f.int(500, 'Redis operations of this process waiting at once; more use memory until fewer wait', { min: 1 }),
   },
   policy: {
     reject_score: f.num(6, 'refuse (550 5.7.1, naming the findings that weighed most) once the scores of the soft findings add up to this; 0 or off = never. The default scores alone cannot reach 6', { min: 0, off: true }),
@@ -55,7 +57,7 @@ export type SuiteConfig = SchemaOf<typeof SUITE_SCHEMA>;
 
 /** "backend redis, prefix shield:, timeout 250ms" */
 function describeStore(st: SuiteConfig['store']): string {
-  return `backend ${st.backend}, prefix ${st.prefix}, timeout ${Math.round(st.timeout * 1000)}ms`;
+  return `backend ${st.backend}, prefix ${st.prefix}, timeout ${Math.round(st.timeout * 1000)}ms, retry_after ${st.retry_after}s, max_in_flight ${st.max_in_flight}`;
 }
 
 export class Suite {
@@ -84,7 +86,7 @@ export class Suite {
     this.storeInUse = c.store;
     this.store = new ResilientStore(
       { warn: (m) => plugin.logwarn(m), info: (m) => plugin.loginfo(m) },
-      { prefix: c.store.prefix, timeoutMs: c.store.timeout * 1000 },
+      { prefix: c.store.prefix, timeoutMs: c.store.timeout * 1000, retryAfterMs: c.store.retry_after * 1000, maxInFlight: c.store.max_in_flight },
     );
     this.lists = new SharedLists(this.store);
     // a new [dns] section takes effect for the next query; [store] only at the next start
