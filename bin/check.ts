@@ -7,10 +7,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseConfig, parseLines, type RawValue, type Schema } from '../plugins/shield/core/config';
+import { configFilePaths, lintIni, parseConfig, parseLines, type RawValue, type Schema } from '../plugins/shield/core/config';
 import { ConfigError, errorMessage } from '../plugins/shield/core/errors';
 import type { HarakaConfig } from '../plugins/shield/core/haraka';
-import { listFileEntries } from '../plugins/shield/core/list-entries';
+import { listFileEntries, reasonLooksLikeEntry } from '../plugins/shield/core/list-entries';
 import { cidrItem, parseCidr, type Cidr } from '../plugins/shield/core/net';
 import { SUITE_SCHEMA } from '../plugins/shield/core/suite';
 import { BLOCKLIST_SCHEMA } from '../plugins/shield/checks/blocklist-config';
@@ -46,6 +46,17 @@ function splitWhere(err: ConfigError): Finding {
   return { level: 'error', where, message: err.message.slice(where.length + 2) };
 }
 
+/** Haraka's config loader prints some problems on stdout ("Invalid line"); they are reported here, and stdout stays ours (--json) */
+function quietly<T>(fn: () => T): T {
+  const log = console.log;
+  console.log = () => undefined;
+  try {
+    return fn();
+  } finally {
+    console.log = log;
+  }
+}
+
 /** the shield plugins this package ships, by the built adapters next to the CLI */
 function shippedPlugins(): string[] {
   const dir = path.resolve(__dirname, '..', 'plugins');
@@ -69,6 +80,25 @@ function harakaTimeout(config: HarakaConfig, name: string): number {
 /** relay networks that open too much, or that another network already covers */
 function relayNetworkFindings(networks: ReadonlyArray<{ cidr: Cidr; where: string }>): Finding[] {
   const out: Finding[] = [];
+  // ranges that together cover a whole address family are an open relay too (0.0.0.0/1 + 128.0.0.0/1)
+  for (const family of [4, 6] as const) {
+    const bits = family === 4 ? 32 : 128;
+    const ranges = networks
+      .filter((n) => n.cidr.family === family && n.cidr.prefix > 0)
+      .map((n) => {
+        const start = n.cidr.bytes.reduce((a, b) => (a << 8n) + BigInt(b), 0n);
+        return [start, start + (1n << BigInt(bits - n.cidr.prefix))] as const;
+      })
+      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    let reach = 0n;
+    for (const [a, b] of ranges) {
+      if (a > reach) break;
+      if (b > reach) reach = b;
+    }
+    if (ranges.length > 1 && reach === 1n << BigInt(bits)) {
+      out.push({ level: 'error', where: 'shield.relay.ini [main] networks', message: `the relay networks together cover every ${family === 4 ? 'IPv4' : 'IPv6'} address: an open relay` });
+    }
+  }
   for (const { cidr: c, where } of networks) {
     if (c.prefix === 0) {
       out.push({ level: 'error', where, message: `${c.cidr} makes every ${c.family === 4 ? 'IPv4' : 'IPv6'} address a relay client: an open relay` });
@@ -114,8 +144,11 @@ export function checkInstance(dir: string): { findings: Finding[]; files: string
   const onError = (err: ConfigError) => add(splitWhere(err));
   const ini = (file: string): Ini | null => {
     files.push(file);
+    for (const p of configFilePaths(config, file) ?? []) {
+      if (fs.existsSync(p)) for (const e of lintIni(file, fs.readFileSync(p, 'utf8'))) onError(e);
+    }
     try {
-      return config.get(file, 'ini') as Ini;
+      return quietly(() => config.get(file, 'ini') as Ini);
     } catch (err) {
       add({ level: 'error', where: file, message: `cannot be read: ${errorMessage(err)}` });
       return null;
@@ -125,10 +158,15 @@ export function checkInstance(dir: string): { findings: Finding[]; files: string
     const raw = ini(file);
     return parseConfig(file, schema, raw, (m) => add({ level: 'warning', where: m.replace(/:.*$/, ''), message: m.replace(/^[^:]*: /, '') }), onError);
   };
-  const lines = (file: string): readonly string[] => {
+  const lines = (file: string, where: string): readonly string[] => {
     if (!file) return [];
     files.push(file);
-    return (config.get(file, 'data') as string[] | null) ?? [];
+    try {
+      return quietly(() => (config.get(file, 'data') as string[] | null) ?? []);
+    } catch (err) {
+      add({ level: 'error', where, message: `${file}: ${errorMessage(err)}` });
+      return [];
+    }
   };
   const badLine = (file: string) => (n: number, message: string) => add({ level: 'error', where: `${file} line ${n}`, message: `${message} (Haraka skips this line)` });
 
@@ -144,7 +182,7 @@ export function checkInstance(dir: string): { findings: Finding[]; files: string
   for (const line of stockConflicts(inst)) add({ level: 'warning', where: 'config/plugins', message: line.replace(/^config\/plugins: /, '') });
   // the stock setup's domains, networks and lists that the shield files do not carry yet
   try {
-    const plan = planStockImport(instanceReader(inst));
+    const plan = quietly(() => planStockImport(instanceReader(inst)));
     if (plan.changes.length) {
       add({
         level: 'warning',
@@ -176,10 +214,10 @@ export function checkInstance(dir: string): { findings: Finding[]; files: string
     const relay = parse('shield.relay.ini', RELAY_SCHEMA);
     const nets: Array<{ cidr: Cidr; where: string }> = relay.main.networks.map((n) => ({ cidr: parseCidr(n), where: 'shield.relay.ini [main] networks' }));
     const netFile = relay.main.networks_file;
-    parseLines(lines(netFile), (t, n) => nets.push({ cidr: parseCidr(cidrItem(t)), where: `${netFile} line ${n}` }), badLine(netFile));
+    parseLines(lines(netFile, 'shield.relay.ini [main] networks_file'), (t, n) => nets.push({ cidr: parseCidr(cidrItem(t)), where: `${netFile} line ${n}` }), badLine(netFile));
     findings.push(...relayNetworkFindings(nets));
     const domFile = relay.main.domains_file;
-    const domains = [...relay.main.domains.map(domainItem), ...parseLines(lines(domFile), domainItem, badLine(domFile))];
+    const domains = [...relay.main.domains.map(domainItem), ...parseLines(lines(domFile, 'shield.relay.ini [main] domains_file'), domainItem, badLine(domFile))];
     if (!domains.length && relay.main.accept_local) add({ level: 'warning', where: 'shield.relay.ini [main] domains', message: 'no local domains: every recipient from outside the relay networks is refused' });
   }
   if (uses('shield.blocklist')) {
@@ -188,13 +226,23 @@ export function checkInstance(dir: string): { findings: Finding[]; files: string
       ['block', bl.main.block_file],
       ['allow', bl.main.allow_file],
     ] as const) {
-      if (file) listFileEntries(file, list, lines(file), badLine(file));
+      if (!file) continue;
+      const text = lines(file, `shield.blocklist.ini [main] ${list}_file`);
+      for (const e of listFileEntries(file, list, text, badLine(file))) {
+        const n = e.source.replace(/^.*:/, '');
+        const looks = reasonLooksLikeEntry(e.reason);
+        if (looks) add({ level: 'warning', where: `${file} line ${n}`, message: `the reason "${e.reason}" starts with what looks like another entry; if it is one, put it on a line of its own` });
+        if (list === 'allow') {
+          const broad = e.kind === 'ip' ? Number(e.value.split('/')[1]) < (e.value.includes(':') ? 32 : 16) : !e.value.includes('.') && !e.value.includes('@');
+          if (broad) add({ level: 'warning', where: `${file} line ${n}`, message: `allow ${e.kind} ${e.value} is very broad: every client or sender it covers skips the reputation checks` });
+        }
+      }
     }
   }
   if (uses('shield.limit')) {
     const limit = parse('shield.limit.ini', LIMIT_SCHEMA);
     const file = limit.main.overrides_file;
-    parseLines(lines(file), parseOverrideLine, badLine(file));
+    parseLines(lines(file, 'shield.limit.ini [main] overrides_file'), parseOverrideLine, badLine(file));
     if (limit.main.tarpit >= suite.hooks.budget) add({ level: 'warning', where: 'shield.limit.ini [main] tarpit', message: `${limit.main.tarpit}s is not below shield.ini [hooks] budget (${suite.hooks.budget}s): a tarpitted reply would be cut off` });
   }
   if (uses('shield.rdns')) parse('shield.rdns.ini', RDNS_SCHEMA);

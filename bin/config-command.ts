@@ -55,7 +55,9 @@ function isRate(v: unknown): v is Rate {
  * A value of a field as an ini file writes it. A list whose items hold spaces or commas (one item
  * per line, such as dnsbl's listed[]) comes back as several values, one `key[] = item` line each.
  */
-export function formatValue(field: Pick<Field<unknown>, 'kind'> & { readonly free?: boolean }, value: unknown): { text: string; lines?: readonly string[] } {
+export function formatValue(field: Pick<Field<unknown>, 'kind'> & { readonly free?: boolean; readonly off?: boolean }, value: unknown): { text: string; lines?: readonly string[] } {
+  // 0 where 0 means disabled: the one word for it
+  if (field.off && value === 0) return { text: 'off' };
   switch (field.kind) {
     case 'duration':
       return { text: typeof value === 'number' ? formatDuration(value) : String(value) };

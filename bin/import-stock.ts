@@ -273,7 +273,14 @@ export function planStockImport(read: ReadConfig): StockImport {
           notes.push(`config/relay_acl_allow line ${n}: "${l}" is not an IP address or CIDR range; not imported`);
           continue;
         }
-        const prefix = len === undefined ? (parsed.family === 4 ? 32 : 128) : Number(len);
+        const host = parsed.family === 4 ? 32 : 128;
+        // the relay plugin reads a missing or zero length as one host (parseInt(len) || 32): a "/0"
+        // never opened it to everyone, and the import must not either
+        let prefix = len === undefined ? host : Number(len);
+        if (prefix === 0) {
+          prefix = host;
+          notes.push(`config/relay_acl_allow line ${n}: "${l}" imported as the one host ${parsed.text}, as the relay plugin read it (a /0 would make an open relay)`);
+        }
         let cidr: string;
         try {
           cidr = cidrItem(`${parsed.text}/${prefix}`);

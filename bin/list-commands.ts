@@ -117,6 +117,8 @@ export function ttlOpt(text: string): number {
     throw new CliError(`--ttl: ${errorMessage(err)}`);
   }
   if (!(sec >= 1)) throw new CliError(`--ttl ${text}: must be at least 1s`);
+  // an entry meant to last longer than ten years is a permanent one: say so instead
+  if (sec > 10 * 365 * 86400) throw new CliError(`--ttl ${text}: at most 10 years (520w); leave --ttl out for an entry that never expires`);
   return sec;
 }
 

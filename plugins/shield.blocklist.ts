@@ -69,14 +69,15 @@ function relink(plugin: BlocklistPlugin): void {
   plugin.lists = new Lists([plugin.files, plugin.sharedIndex, plugin.localIndex]);
 }
 
+/** re-read the list files; on error the previous entries stay and the error goes up (the reload is then not logged as applied) */
 function reloadFiles(plugin: BlocklistPlugin): void {
   try {
     plugin.files = readFiles(plugin);
-    relink(plugin);
-    plugin.loginfo(`list files: ${plugin.files.size} entries`);
   } catch (err) {
-    plugin.logerror(`keeping the previous list files: ${errorMessage(err)}`);
+    throw new Error(`keeping the previous list files: ${errorMessage(err)}`);
   }
+  relink(plugin);
+  plugin.loginfo(`list files: ${plugin.files.size} entries`);
 }
 
 /**
@@ -165,8 +166,8 @@ export function register(this: BlocklistPlugin): void {
     relink(this);
     this.loginfo(`list files: ${this.files.size} entries`);
     this.cfg.onChange(() => {
-      reloadFiles(this);
       startSync(this);
+      reloadFiles(this);
     });
     // a change made in this process (blockTemporarily, ...) applies here at once
     this.shield.suite.lists.onChange(() => void sync(this));

@@ -44,13 +44,14 @@ export function buildPolicy(plugin: RelayPlugin, cfg: RelayConfig): RelayPolicy 
   return Object.freeze({ networks, domains, acceptSubdomains: cfg.main.accept_subdomains, authRelay: cfg.main.auth_relay });
 }
 
+/** rebuild the policy from the files; on error the previous policy stays and the error goes up (the reload is then not logged as applied) */
 function rebuild(plugin: RelayPlugin): void {
   try {
     plugin.policy = buildPolicy(plugin, plugin.cfg.current);
-    plugin.loginfo(`relay networks: ${plugin.policy.networks.size}, local domains: ${plugin.policy.domains.size}`);
   } catch (err) {
-    plugin.logerror(`keeping the previous relay policy: ${errorMessage(err)}`);
+    throw new Error(`keeping the previous relay policy: ${errorMessage(err)}`);
   }
+  plugin.loginfo(`relay networks: ${plugin.policy.networks.size}, local domains: ${plugin.policy.domains.size}`);
 }
 
 function refusal(ev: RelayEvidence, ip: string, deferUnauth: boolean): Reply {

@@ -92,7 +92,7 @@ describe('haraka-shield config (CLI)', function () {
     const out = await cli(['config', 'limit', '--effective', '--config', dir]);
     assert.match(out, /^;;;; shield\.limit\.ini: this instance's values \(.*shield\.limit\.ini\)$/m);
     assert.match(out, /^; [^\n]*\[rate; default: 60\/1m; changed\]\nconn_ip = 120\/1m$/m);
-    assert.match(out, /default: 0s; changed\]\ntarpit = 500ms$/m);
+    assert.match(out, /default: off; changed\]\ntarpit = 500ms$/m);
     assert.match(out, /\[rate; default: off\]\nconn_net = off$/m);
     // HARAKA names the instance too; a file the instance lacks shows its defaults
     const r = await runCli(['config', 'rdns', '--effective'], { HARAKA: dir });

@@ -49,6 +49,7 @@ describe('haraka-shield block / allow (CLI)', function () {
     [['block', 'remove', '198.51.100.7', '--ttl', '5m'], /^haraka-shield: block remove: --ttl is for add\n$/],
     [['block', 'add', '192.0.2.1', '--kind', 'host'], /^haraka-shield: --kind host: must be one of ip, domain, sender, rcpt\n$/],
     [['block', 'add', '192.0.2.1', 'user@'], /^haraka-shield: "user@" is not an email address\n$/],
+    [['block', 'add', '198.51.100.12', '--ttl', '99999999w'], /^haraka-shield: --ttl 99999999w: at most 10 years \(520w\); leave --ttl out for an entry that never expires\n$/],
     [['block', 'frobnicate'], /^haraka-shield: block: unknown subcommand frobnicate/],
   ] as Array<[string[], RegExp]>) {
     it(`refuses ${args.slice(1).join(' ')} with one line, exit 1, nothing written`, async () => {

@@ -3,13 +3,13 @@
  * vocabulary for "disabled", error texts that say what is accepted, one loader per file.
  */
 import assert from 'node:assert/strict';
-import { ConfigRegistry, didYouMean, f, parseConfig, parseRate } from '../../plugins/shield/core/config';
+import { ConfigRegistry, didYouMean, f, lintIni, parseConfig, parseLines, parseRate } from '../../plugins/shield/core/config';
 import { ConfigError } from '../../plugins/shield/core/errors';
 import { cidrItem } from '../../plugins/shield/core/net';
 import { parseDnsblConfig } from '../../plugins/shield/checks/dnsbl-config';
 import { LIMIT_SCHEMA } from '../../plugins/shield/checks/limit-config';
 import { RELAY_SCHEMA } from '../../plugins/shield/checks/relay-config';
-import { parseEntryText, parseEntryValue, parseListLine } from '../../plugins/shield/core/list-entries';
+import { parseEntryText, parseEntryValue, parseListLine, reasonLooksLikeEntry } from '../../plugins/shield/core/list-entries';
 
 const SCHEMA = {
   main: {
@@ -195,14 +195,28 @@ describe('list entries: what is not an address is never a name', () => {
     assert.deepEqual(parseEntryText('user@localhost'), { kind: 'sender', value: 'user@localhost' });
   });
 
-  it('a file line with several entries is refused; a reason in words is kept', () => {
+  it('a file line with several addresses is refused; a reason in words, names or addresses is kept (an upgrade keeps old lines)', () => {
     assert.throws(() => parseListLine('foo bar baz qux'), /single label/);
     assert.throws(() => parseListLine('198.51.100.7 203.0.113.9'), /"203\.0\.113\.9" after the entry looks like another entry: write one entry per line/);
-    assert.throws(() => parseListLine('spam.example.com other.example.net'), /"other\.example\.net" after the entry looks like another entry/);
-    assert.throws(() => parseListLine('spam.example.com user@example.net'), /looks like another entry/);
     assert.throws(() => parseListLine('spam.example.com rcpt:x@example.net'), /looks like another entry/);
+    assert.throws(() => parseListLine('spam.example.com 2001:db8::/32'), /looks like another entry/);
     assert.deepEqual(parseListLine('spam.example.com seen in a run, e.g. twice'), { kind: 'domain', value: 'spam.example.com', reason: 'seen in a run, e.g. twice' });
     assert.deepEqual(parseListLine('198.51.100.7 ticket 42 (v1.2)'), { kind: 'ip', value: '198.51.100.7/32', reason: 'ticket 42 (v1.2)' });
+    for (const reason of ['Outlook.com spam wave', 'node.js scanner', 'hotmail.com relay abuse', 'bad@example.com']) {
+      assert.equal(parseListLine(`192.0.2.1 ${reason}`).reason, reason);
+    }
+    assert.equal(reasonLooksLikeEntry('hotmail.com relay abuse'), 'name');
+    assert.equal(reasonLooksLikeEntry('bad@example.com'), 'address');
+    assert.equal(reasonLooksLikeEntry('seen twice'), null);
+  });
+
+  it('"#" starts a comment at the start of a line or after a space, never inside an address', () => {
+    const lines = ['sender:info#sales@example.com', 'sender:partner#billing@example.net # our partner', '# a comment', '198.51.100.7 #spam'];
+    const got = parseLines(lines, (t) => parseListLine(t), () => assert.fail('no bad line'));
+    assert.deepEqual(
+      got.map((e) => `${e.kind}:${e.value}`),
+      ['sender:info#sales@example.com', 'sender:partner#billing@example.net', 'ip:198.51.100.7/32'],
+    );
   });
 });
 
@@ -225,5 +239,16 @@ describe('config: every problem at once (for haraka-shield check)', () => {
     assert.equal(didYouMean('netwroks', ['networks', 'domains']), '; did you mean networks?');
     assert.equal(didYouMean('budgte', ['budget']), '; did you mean budget?');
     assert.equal(didYouMean('colour', ['networks', 'domains']), '');
+  });
+});
+
+describe('config: ini lines Haraka would drop or let win', () => {
+  it('a line without "=", a key set twice, key and key[] mixed: each an error with its line', () => {
+    const errs = lintIni('shield.relay.ini', '[main]\nauth_relay false\nnetworks = 10.0.0.0/8\r\nnetworks = 192.168.0.0/16\ndomains[] = a.example\ndomains[] = b.example\ndomains = c.example\n; fine\n[other]\nnetworks = x\n').map((e) => e.message);
+    assert.deepEqual(errs, [
+      'shield.relay.ini [main]: line 2: "auth_relay false" is not "key = value", a [section] or a comment (Haraka would ignore it)',
+      'shield.relay.ini [main] networks: line 4: set again (first on line 3); only one value would count: write it once',
+      'shield.relay.ini [main] domains: line 7: set again (first on line 5); only one value would count: write it once, or every line as key[] =',
+    ]);
   });
 });

@@ -15,8 +15,8 @@ export const LIMIT_SCHEMA = {
     ipv6_prefix: f.int(64, 'IPv6 clients are counted per this prefix for every per-IP limit (one host usually owns a /64)', { min: 32, max: 128 }),
     net_prefix_v4: f.int(24, 'netblock size for the per-netblock limits, IPv4', { min: 8, max: 32 }),
     net_prefix_v6: f.int(48, 'netblock size for the per-netblock limits, IPv6', { min: 16, max: 128 }),
-    overrides_file: f.str('shield.limit.overrides', 'file in config/ with per-CIDR overrides: "CIDR name=value ..." per line (missing = none)'),
-    tarpit: f.duration(0, 'delay before every limit reply (slows down abusive clients; keep below [hooks] budget of shield.ini)', { min: 0, max: 60 }),
+    overrides_file: f.file('shield.limit.overrides', 'file in config/ with per-CIDR overrides: "CIDR name=value ..." per line (missing = none)'),
+    tarpit: f.duration(0, 'delay before every limit reply (slows down abusive clients; keep below [hooks] budget of shield.ini); 0 or off = none', { min: 0, max: 60, off: true }),
   },
   concurrency: {
     conc_node: count(0, 'connections open at once in this Haraka process (0 or off = no limit)'),

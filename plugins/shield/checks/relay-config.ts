@@ -16,12 +16,12 @@ export function domainItem(s: string): string {
 export const RELAY_SCHEMA = {
   main: {
     networks: f.list([], 'relay networks: IPv4/IPv6 CIDRs or single addresses (a bare IP is one host); clients here may send to any domain', cidrItem),
-    networks_file: f.str('shield.relay.networks', 'file in config/ with more relay networks, one per line, # comments (missing file = none)'),
+    networks_file: f.file('shield.relay.networks', 'file in config/ with more relay networks, one per line, # comments (missing file = none)'),
     domains: f.list([], 'domains we accept mail for (local domains); IDN in either form; [192.0.2.1] for an address literal', (s) => {
       if (!normalizeHostname(s, ACCEPTED_DOMAIN)) throw new Error(`"${s}" is not a domain name`);
       return s;
     }),
-    domains_file: f.str('shield.relay.domains', 'file in config/ with more local domains, one per line, # comments (missing file = none)'),
+    domains_file: f.file('shield.relay.domains', 'file in config/ with more local domains, one per line, # comments (missing file = none)'),
     accept_subdomains: f.bool(false, 'also accept mail for every subdomain of a local domain'),
     auth_relay: f.bool(true, 'authenticated users may relay to any domain'),
     accept_local: f.bool(true, 'accept recipients in local domains once no other rcpt plugin refused them; false leaves acceptance to another plugin'),

@@ -5,6 +5,8 @@
  * ConfigError naming file, section and key. `ConfigHandle` loads a file through Haraka, reloads it
  * when it changes and keeps the last good config when the new file is bad.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { ConfigError, errorMessage } from './errors';
 import type { HarakaPlugin } from './haraka';
 
@@ -19,6 +21,8 @@ export interface Field<T> {
   readonly free?: boolean;
   /** the key has no default: a file (or section) without it is an error */
   readonly required?: boolean;
+  /** 0 means disabled, and "off" is accepted for it (shown as off) */
+  readonly off?: boolean;
   /** converts a raw ini value; throws Error with a human message when the value is bad */
   parse(raw: Exclude<RawValue, undefined>): T;
 }
@@ -72,6 +76,7 @@ function numberField(kind: 'number' | 'integer', shape: RegExp, def: number, doc
     kind,
     default: def,
     doc,
+    off: opts.off,
     parse(raw) {
       const s = scalar(raw);
       if (opts.off && s.toLowerCase() === OFF) return 0;
@@ -129,6 +134,19 @@ export const f = {
       },
     };
   },
+  /** a file name in config/ ('' = none): no absolute path, no ".." (Haraka reads only inside config/) */
+  file(def: string, doc: string): Field<string> {
+    return {
+      kind: 'file name',
+      default: def,
+      doc,
+      parse(raw) {
+        const s = scalar(raw);
+        if (s.startsWith('/') || s.split(/[\\/]/).includes('..')) throw new Error(`"${s}" is outside config/: give a file name in config/ (Haraka reads only there)`);
+        return s;
+      },
+    };
+  },
   oneOf<T extends string>(choices: readonly T[], def: T, doc: string): Field<T> {
     return {
       kind: `one of ${choices.join(' | ')}`,
@@ -167,6 +185,7 @@ export const f = {
       kind: 'duration',
       default: defSec,
       doc,
+      off: opts.off,
       parse(raw) {
         const text = scalar(raw);
         if (opts.off && text.toLowerCase() === OFF) return 0;
@@ -312,13 +331,14 @@ export function describeSchema(schema: Schema): Array<{ section: string; key: st
 }
 
 /**
- * The items of a one-entry-per-line file: # starts a comment, blank lines are skipped, and a line
- * that `item` rejects goes to `onBad` with its 1-based number instead of taking the list down.
+ * The items of a one-entry-per-line file: "#" at the start of a line or after white space starts a
+ * comment (a "#" inside a word, as in an address, is part of it), blank lines are skipped, and a
+ * line that `item` rejects goes to `onBad` with its 1-based number instead of taking the list down.
  */
 export function parseLines<T>(lines: readonly string[], item: (text: string, lineNo: number) => T, onBad: (lineNo: number, message: string) => void): T[] {
   const out: T[] = [];
   lines.forEach((line, i) => {
-    const text = line.replace(/#.*$/, '').trim();
+    const text = line.replace(/(^|\s)#.*$/, '').trim();
     if (!text) return;
     try {
       out.push(item(text, i + 1));
@@ -327,6 +347,53 @@ export function parseLines<T>(lines: readonly string[], item: (text: string, lin
     }
   });
   return out;
+}
+
+/**
+ * What Haraka's ini reader would silently drop or let win: a line that is not `key = value`, a
+ * `[section]` or a comment, and a key set twice in one section (the later value wins). Each is a
+ * ConfigError naming file, section and line.
+ */
+export function lintIni(file: string, text: string): ConfigError[] {
+  const out: ConfigError[] = [];
+  let section = 'main';
+  const seen = new Map<string, { line: number; list: boolean }>();
+  text.split(/\r\n|\r|\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    const n = i + 1;
+    if (!line || line.startsWith(';') || line.startsWith('#')) return;
+    const sect = /^\[([^\]]*)\]$/.exec(line);
+    if (sect) {
+      section = (sect[1] as string).trim();
+      return;
+    }
+    const kv = /^([^=]+?)\s*=/.exec(line);
+    if (!kv) {
+      out.push(new ConfigError(file, section, undefined, `line ${n}: "${line.slice(0, 60)}" is not "key = value", a [section] or a comment (Haraka would ignore it)`));
+      return;
+    }
+    const key = (kv[1] as string).trim();
+    const list = key.endsWith('[]');
+    const name = list ? key.slice(0, -2) : key;
+    const id = `${section}\u0000${name}`;
+    const first = seen.get(id);
+    if (first && !(first.list && list)) {
+      out.push(new ConfigError(file, section, name, `line ${n}: set again (first on line ${first.line}); only one value would count: write it once${first.list || list ? ', or every line as key[] =' : ''}`));
+      return;
+    }
+    if (!first) seen.set(id, { line: n, list });
+  });
+  return out;
+}
+
+/**
+ * The files Haraka's loader reads for `name`: the core's defaults (root_path) and the instance's
+ * overrides (overrides_path); null when the loader does not say (a test double).
+ */
+export function configFilePaths(config: unknown, name: string): string[] | null {
+  const c = config as { root_path?: unknown; overrides_path?: unknown };
+  const dirs = [c.root_path, c.overrides_path].filter((d): d is string => typeof d === 'string');
+  return dirs.length ? [...new Set(dirs)].map((d) => path.join(d, name)) : null;
 }
 
 /** What a config file needs from its owner: Haraka's config loader and a log. */
@@ -365,7 +432,19 @@ export class ConfigFile<T> {
   }
 
   private read(): T {
-    return this.parse(this.host.config.get(this.file, this.type, this.changed));
+    // asked every time, so that the loader keeps this file's one callback and its watch
+    const raw = this.host.config.get(this.file, this.type, this.changed);
+    const paths = configFilePaths(this.host.config, this.file);
+    const present = paths ? paths.filter((p) => fs.existsSync(p)) : null;
+    // a deleted file: Haraka's loader keeps handing out the old content; it is gone, so it is empty
+    if (present && present.length === 0) return this.parse(null);
+    if (this.type === 'ini' && present) {
+      for (const p of present) {
+        const problem = lintIni(this.file, fs.readFileSync(p, 'utf8'))[0];
+        if (problem) throw problem;
+      }
+    }
+    return this.parse(raw);
   }
 
   /** re-read the file and tell every listener; on error keep the last good value and say why */
@@ -376,15 +455,17 @@ export class ConfigFile<T> {
       this.host.logerror(`${errorMessage(err)}; keeping the last good ${this.file}`);
       return false;
     }
+    let applied = true;
     for (const fn of this.listeners) {
       try {
         fn(this.current);
       } catch (err) {
+        applied = false;
         this.host.logerror(`applying ${this.file}: ${errorMessage(err)}`);
       }
     }
-    if (!this.quiet) this.host.loginfo(`reloaded ${this.file}`);
-    return true;
+    if (!this.quiet && applied) this.host.loginfo(`reloaded ${this.file}`);
+    return applied;
   }
 
   /** run `fn` after each good reload (the same function twice is one listener) */

@@ -137,17 +137,32 @@ export function parseEntryText(text: string, kind?: EntryKind): { kind: EntryKin
 }
 
 /**
- * One list line without its comment: `[kind:]entry [reason text]`. A reason that starts with
- * something that is itself an entry (an address, a range, a dotted name) is refused: the writer most
- * likely put several entries on one line, and the later ones would silently become a reason.
+ * What the first word of a list line's reason looks like: another address or range, a `kind:`
+ * entry, an email address or a dotted name, or nothing of the kind (null).
+ */
+export function reasonLooksLikeEntry(reason: string): 'ip' | 'prefixed' | 'address' | 'name' | null {
+  const first = reason.trim().split(/\s+/)[0] ?? '';
+  if (!first) return null;
+  if (KIND_PREFIX.test(first)) return 'prefixed';
+  if (parseIp(first.split('/')[0] as string)) return 'ip';
+  if (/^[^\s@]*@[^\s@]+\.[^\s@]+$/.test(first)) return 'address';
+  if (/^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.[a-z][a-z0-9-]*[a-z0-9]\.?$/i.test(first)) return 'name';
+  return null;
+}
+
+/**
+ * One list line without its comment: `[kind:]entry [reason text]`. A reason that starts with an IP
+ * address or range, or a `kind:` entry, is refused: the writer put several entries on one line, and
+ * the later ones would silently become a reason. A reason that starts with a name or an address
+ * ("hotmail.com relay abuse") is kept (`haraka-shield check` warns about it).
  */
 export function parseListLine(text: string): { kind: EntryKind; value: string; reason: string } {
   const m = /^(\S+)(?:\s+(.*))?$/.exec(text.trim());
   if (!m) throw new Error('empty entry');
   const reason = (m[2] ?? '').trim();
-  const first = reason.split(/\s+/)[0] ?? '';
-  if (first && (KIND_PREFIX.test(first) || parseIp(first.split('/')[0] as string) || /^[^\s@]*@[^\s@]+\.[^\s@]+$/.test(first) || /^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.[a-z][a-z0-9-]*[a-z0-9]\.?$/i.test(first))) {
-    throw new Error(`"${first}" after the entry looks like another entry: write one entry per line (text after the entry is its reason)`);
+  const looks = reasonLooksLikeEntry(reason);
+  if (looks === 'ip' || looks === 'prefixed') {
+    throw new Error(`"${reason.split(/\s+/)[0]}" after the entry looks like another entry: write one entry per line (text after the entry is its reason)`);
   }
   return { ...parseEntryText(m[1] as string), reason };
 }
