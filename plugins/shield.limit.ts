@@ -4,7 +4,7 @@
  * back to the node's memory while Redis is unreachable.
  *
  * Hooks: connect (concurrency per node, per client, per netblock, fleet total; connection rate and
- * daily cap), mail (message rates), rcpt (recipients per message, recipient rates), helo/ehlo/mail/
+ * daily cap), mail (MAIL commands per connection, message rates), rcpt (recipients per message, recipient rates), helo/ehlo/mail/
  * rcpt/data (protocol errors), unrecognized_command. The node slot and the leases of a connection
  * are resources of its Session, released when it closes.
  */
@@ -20,12 +20,14 @@ import {
   Overrides,
   clientSubject,
   connectPlan,
+  countedSenderDomain,
+  mailCountOver,
   parseOverrideLine,
   transactionRates,
   type Limits,
 } from './shield/checks/limits';
 import { LIMIT_SCHEMA } from './shield/checks/limit-config';
-import { connectRefusal, nodeBusyReply, tooManyErrorsReply, tooManyRecipientsReply, tooManyUnrecognizedReply, transactionRefusal } from './shield/checks/limit-replies';
+import { connectRefusal, nodeBusyReply, tooManyErrorsReply, tooManyMailsReply, tooManyRecipientsReply, tooManyUnrecognizedReply, transactionRefusal } from './shield/checks/limit-replies';
 
 /** for `haraka-shield config` */
 export { LIMIT_SCHEMA as SCHEMA } from './shield/checks/limit-config';
@@ -38,6 +40,8 @@ interface ConnState {
   readonly limits: Limits;
   readonly subject: string;
   unrecognized: number;
+  /** MAIL commands of this connection that reached the plugin */
+  mails: number;
 }
 const STATE = 'limit';
 
@@ -115,6 +119,21 @@ function exemptClient(plugin: LimitPlugin, conn: HarakaConnection): boolean {
   return (m.exempt_relay && s.relayClient) || (m.exempt_allowlisted && s.allowlisted);
 }
 
+/** relay clients and authenticated users: the _relay variants of the per-message caps */
+function privileged(plugin: LimitPlugin, conn: HarakaConnection): boolean {
+  const session = plugin.shield.session(conn);
+  return Boolean(conn.relaying) || session.authUser !== null || session.relayClient;
+}
+
+/** max_mails: count this MAIL (every one that reaches the plugin, refused ones too) and close the connection past the cap */
+function mailsCheck(plugin: LimitPlugin, conn: HarakaConnection): Promise<Reply | undefined> | undefined {
+  const st = plugin.shield.session(conn).peek<ConnState>(STATE);
+  if (!st) return undefined;
+  st.mails++;
+  const over = mailCountOver(st.mails, st.limits, privileged(plugin, conn));
+  return over ? refuse(plugin, conn, over, tooManyMailsReply(st.limits[over])) : undefined;
+}
+
 function errorsCheck(plugin: LimitPlugin, conn: HarakaConnection): Promise<Reply | undefined> | undefined {
   const st = plugin.shield.session(conn).peek<ConnState>(STATE);
   const max = st?.limits.max_errors ?? plugin.cfg.current.session.max_errors;
@@ -150,7 +169,7 @@ export function register(this: LimitPlugin): void {
         const ip = session.identity.ip;
         const m = this.cfg.current.main;
         const limits = this.overrides.apply(baseLimits(this), ip);
-        const st = session.local<ConnState>(STATE, () => ({ id: `${this.nodeId}:${session.uuid}`, limits, subject: clientSubject(ip, m.ipv6_prefix), unrecognized: 0 }));
+        const st = session.local<ConnState>(STATE, () => ({ id: `${this.nodeId}:${session.uuid}`, limits, subject: clientSubject(ip, m.ipv6_prefix), unrecognized: 0, mails: 0 }));
 
         if (limits.conc_node > 0 && this.nodeOpen >= limits.conc_node) {
           return refuse(this, conn, 'conc_node', nodeBusyReply(limits.conc_node));
@@ -194,7 +213,8 @@ export function register(this: LimitPlugin): void {
         limits: st.limits,
         clientSubject: st.subject,
         exemptIp: exemptClient(this, conn) || user !== null,
-        senderDomain: sender?.host && sender.user ? normalizeHostname(sender.host, { underscore: true }) : null,
+        // the null sender and exempt domains are not counted per domain (the domain is only claimed)
+        senderDomain: countedSenderDomain(sender?.host && sender.user ? normalizeHostname(sender.host, { underscore: true }) : null, this.cfg.current.main.sender_domain_exempt),
         user,
       });
       if (!rates.length) return undefined;
@@ -206,7 +226,7 @@ export function register(this: LimitPlugin): void {
 
     this.limit_mail = this.shield.hook(
       'mail',
-      async (conn, [from]: MailParams) => (await errorsCheck(this, conn)) ?? txRates(conn, 'msg', from),
+      async (conn, [from]: MailParams) => (await errorsCheck(this, conn)) ?? (await mailsCheck(this, conn)) ?? txRates(conn, 'msg', from),
       () => undefined,
     );
     this.register_hook('mail', 'limit_mail', -85);
@@ -221,11 +241,11 @@ export function register(this: LimitPlugin): void {
         const st = session.peek<ConnState>(STATE);
         const txn = conn.transaction;
         if (st && txn) {
-          const privileged = conn.relaying || session.authUser !== null || session.relayClient;
-          const max = privileged ? st.limits.max_rcpts_relay : st.limits.max_rcpts;
+          const relay = privileged(this, conn);
+          const max = relay ? st.limits.max_rcpts_relay : st.limits.max_rcpts;
           // Haraka adds the recipient to rcpt_to before the rcpt hooks run
           if (max > 0 && txn.rcpt_to.length > max) {
-            return refuse(this, conn, privileged ? 'max_rcpts_relay' : 'max_rcpts', tooManyRecipientsReply(max));
+            return refuse(this, conn, relay ? 'max_rcpts_relay' : 'max_rcpts', tooManyRecipientsReply(max));
           }
         }
         return txRates(conn, 'rcpt', txn?.mail_from);

@@ -11,6 +11,8 @@ const BASE: Limits = Object.freeze({
   conc_total: 0,
   max_rcpts: 100,
   max_rcpts_relay: 1000,
+  max_mails: 50,
+  max_mails_relay: 500,
   max_unrecognized: 10,
   max_errors: 10,
   conn_ip: { limit: 60, windowSec: 60 },

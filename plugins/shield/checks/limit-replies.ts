@@ -52,6 +52,15 @@ export function tooManyRecipientsReply(max: number): Reply {
   return reply(452, '4.5.3', `Too many recipients for one message (limit ${max}); send the rest in another message`);
 }
 
+/**
+ * max_mails / max_mails_relay: the connection has carried as many transactions as we take. 421
+ * closes it (RFC 5321 4.2.3: "closing transmission channel"); a client reconnects and goes on, and
+ * a client looping RSET + MAIL must reconnect, which the connection limits count.
+ */
+export function tooManyMailsReply(max: number): Reply {
+  return reply(421, '4.7.0', `Too many messages in one connection (limit ${max}); please reconnect to send more`, true);
+}
+
 /** max_errors */
 export function tooManyErrorsReply(errors: number): Reply {
   return reply(421, '4.7.0', `Too many errors (${errors}) in this session; closing the connection`, true);

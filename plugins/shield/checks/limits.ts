@@ -13,7 +13,7 @@ import { parseRate } from '../core/config';
 import { IpSet, parseCidr, type ParsedIp } from '../core/net';
 import type { LeaseSpec, RateSpec } from '../core/store';
 
-export const COUNT_LIMITS = ['conc_node', 'conc_ip', 'conc_net', 'conc_total', 'max_rcpts', 'max_rcpts_relay', 'max_unrecognized', 'max_errors'] as const;
+export const COUNT_LIMITS = ['conc_node', 'conc_ip', 'conc_net', 'conc_total', 'max_rcpts', 'max_rcpts_relay', 'max_mails', 'max_mails_relay', 'max_unrecognized', 'max_errors'] as const;
 export const RATE_LIMITS = ['conn_ip', 'conn_net', 'daily_ip', 'msg_ip', 'msg_sender_domain', 'msg_user', 'rcpt_ip', 'rcpt_sender_domain', 'rcpt_user'] as const;
 export type CountLimit = (typeof COUNT_LIMITS)[number];
 export type RateLimit = (typeof RATE_LIMITS)[number];
@@ -144,8 +144,29 @@ export interface TransactionScope {
   readonly clientSubject: string;
   /** per-IP rates do not apply: relay clients, and authenticated users (who have per-user rates) */
   readonly exemptIp: boolean;
+  /** the envelope sender's domain as claimed (null: the null sender, or a domain not to count) */
   readonly senderDomain: string | null;
   readonly user: string | null;
+}
+
+/**
+ * The sender domain the per-domain rates count: null for the null sender and for a domain on the
+ * exempt list (or a subdomain of one). The domain is the client's claim, not verified: see
+ * msg_sender_domain in the docs.
+ */
+export function countedSenderDomain(domain: string | null, exempt: readonly string[]): string | null {
+  if (!domain) return null;
+  return exempt.some((e) => domain === e || domain.endsWith(`.${e}`)) ? null : domain;
+}
+
+/**
+ * The Nth MAIL command of a connection (counted from 1) against max_mails / max_mails_relay:
+ * the limit's name when it is over, or null (0 = no limit).
+ */
+export function mailCountOver(count: number, limits: Limits, privileged: boolean): 'max_mails' | 'max_mails_relay' | null {
+  const name = privileged ? 'max_mails_relay' : 'max_mails';
+  const max = limits[name];
+  return max > 0 && count > max ? name : null;
 }
 
 /** the rates a MAIL (kind msg) or RCPT (kind rcpt) counts against */
