@@ -169,6 +169,10 @@ export function register(this: BlocklistPlugin): void {
       startSync(this);
       reloadFiles(this);
     });
+    this.shield.suite.onShutdown(() => {
+      if (this.timer) clearInterval(this.timer);
+      this.timer = null;
+    });
     // a change made in this process (blockTemporarily, ...) applies here at once
     this.shield.suite.lists.onChange(() => void sync(this));
     startSync(this);

@@ -65,6 +65,8 @@ function redisModule(): { createClient(opts: Record<string, unknown>): RedisClie
  */
 export function createRedisClient(endpoint: RedisEndpoint, opts: { reconnect?: boolean; connectTimeoutMs?: number } = {}): RedisClient {
   return redisModule().createClient({
+    // CLIENT LIST names the suite's connections (and which process holds them)
+    name: `haraka-shield:${process.pid}`,
     ...endpoint,
     disableOfflineQueue: true,
     socket: {
@@ -203,6 +205,8 @@ export class ResilientStore implements Store {
   }
 
   async close(): Promise<void> {
+    // closing is not an outage: no "unavailable" line for it
+    this.announcedDown = true;
     const c = this.client;
     this.client = null;
     this.redis = null;

@@ -123,6 +123,36 @@ export class Suite {
     return this.resolverInstance;
   }
 
+  private readonly closers: Array<() => void> = [];
+  /** files watched with fs.watchFile (redis.ini) */
+  private readonly watched: string[] = [];
+  private shutDown = false;
+
+  /** run `fn` when Haraka shuts down (timers, sockets a plugin opened) */
+  onShutdown(fn: () => void): void {
+    this.closers.push(fn);
+  }
+
+  /**
+   * Haraka's graceful stop (plugins' shutdown()): once for the suite, whichever shield plugin is
+   * asked first: the plugins' timers stop and the store's Redis connection closes, so the process
+   * can exit by itself instead of waiting for force_shutdown_timeout.
+   */
+  async shutdown(): Promise<void> {
+    if (this.shutDown) return;
+    this.shutDown = true;
+    for (const fn of this.closers) {
+      try {
+        fn();
+      } catch (err) {
+        this.plugin.logerror(`shutdown: ${String(err)}`);
+      }
+    }
+    for (const f of this.watched) fs.unwatchFile(f);
+    await this.store.close();
+    this.plugin.loginfo('shield: stopped (store closed)');
+  }
+
   /** connect the store (once, without waiting) */
   start(): void {
     if (this.started) return;
@@ -158,6 +188,7 @@ export class Suite {
     const atStart = read();
     let seen = atStart;
     for (const file of files) {
+      this.watched.push(file);
       fs.watchFile(file, { interval: 2000, persistent: false }, () => {
         const now = read();
         if (now === seen) return;
@@ -295,6 +326,11 @@ export function setupShield(plugin: HarakaPlugin, check: string): PluginHandle {
   };
   checkBudget();
   s.config.onChange(checkBudget);
+
+  // Haraka calls each plugin's shutdown() on a graceful stop
+  plugin.shutdown = () => {
+    void s.shutdown();
+  };
 
   plugin.shield_init = (next: Next) => {
     s.start();
