@@ -14,7 +14,8 @@ import { registerShield, setupShield, type PluginHandle } from './shield/core/su
 import { listedZones, listingText, score, type ZoneResult } from './shield/checks/dnsbl';
 import { DNSBL_FILE, parseDnsblConfig, type DnsblConfig } from './shield/checks/dnsbl-config';
 import { ZoneHealth } from './shield/checks/dnsbl-health';
-import { ZoneLookups, domainLookups, ipLookups, type ZoneResolver } from './shield/checks/dnsbl-lookup';
+import { NameBudget, ZoneLookups, domainLookups, ipLookups, type Lookup, type ZoneResolver } from './shield/checks/dnsbl-lookup';
+import { clientSubject } from './shield/checks/limits';
 
 /** for `haraka-shield config` */
 export { DNSBL_SCHEMA as SCHEMA } from './shield/checks/dnsbl-config';
@@ -27,6 +28,8 @@ interface ConnState {
   helo: boolean;
   /** zone:item pairs whose error or skip is recorded (once per connection) */
   recordedErrors: Set<string>;
+  /** the distinct names asked about in this connection ([main] max_names) */
+  names: NameBudget;
 }
 /** per transaction: the sender domain lookups and the verdict once given */
 interface TxnState {
@@ -34,7 +37,7 @@ interface TxnState {
   decided?: Reply | null;
 }
 const STATE = 'dnsbl';
-const newConnState = (): ConnState => ({ skip: null, pending: [], helo: false, recordedErrors: new Set() });
+const newConnState = (): ConnState => ({ skip: null, pending: [], helo: false, recordedErrors: new Set(), names: new NameBudget() });
 
 interface DnsblPlugin extends HarakaPlugin {
   shield: PluginHandle;
@@ -98,6 +101,27 @@ async function confirmedNames(plugin: DnsblPlugin, conn: HarakaConnection): Prom
   return names.filter((_, i) => ok[i]);
 }
 
+/**
+ * Ask the domain zones about names the client chose, within the connection's name budget: the
+ * names past `max_names` are read from the shared cache only (no DNS query, no cache write) and
+ * recorded as skip:name_budget; new answers reach the shared cache within the client's `cache_names`.
+ */
+function lookupNames(plugin: DnsblPlugin, conn: HarakaConnection, st: ConnState, lookups: readonly Lookup[]): Promise<ZoneResult[]> {
+  if (lookups.length === 0) return Promise.resolve([]);
+  const session = plugin.shield.session(conn);
+  const max = plugin.cfg.main.max_names;
+  const { within, over } = st.names.split(lookups, max);
+  // counted per IPv4 address or IPv6 /64, as shield.limit counts a client by default
+  const parts = [plugin.lookups.all(within, { client: clientSubject(session.identity.ip, 64) })];
+  if (over.length) {
+    for (const l of new Map(over.map((o) => [o.item, o])).values()) {
+      plugin.shield.record(conn, { check: 'dnsbl', outcome: 'skip', reason: 'name_budget', data: { item: l.item, identity: l.identity, max_names: max } });
+    }
+    parts.push(plugin.lookups.all(over, { cacheOnly: true }));
+  }
+  return Promise.all(parts).then((r) => r.flat());
+}
+
 export function register(this: DnsblPlugin): void {
   registerShield(this, () => {
     this.shield = setupShield(this, 'dnsbl');
@@ -136,7 +160,8 @@ export function register(this: DnsblPlugin): void {
         return undefined;
       }
       if (this.cfg.zones.some((z) => z.type === 'domain' && z.identities.includes('rdns'))) {
-        st.pending.push(confirmedNames(this, conn).then((names) => this.lookups.all(names.flatMap((n) => domainLookups(this.cfg.zones, 'rdns', n)))));
+        const s = st;
+        st.pending.push(confirmedNames(this, conn).then((names) => lookupNames(this, conn, s, names.flatMap((n) => domainLookups(this.cfg.zones, 'rdns', n)))));
       }
       if (this.cfg.main.enforce_at !== 'connect') return undefined;
       return (await decideFor(this, conn, st.pending, true)) ?? undefined;
@@ -148,7 +173,7 @@ export function register(this: DnsblPlugin): void {
       if (!st || st.skip || st.helo) return undefined;
       st.helo = true;
       const lookups = domainLookups(this.cfg.zones, 'helo', String(helo ?? ''));
-      if (lookups.length) st.pending.push(this.lookups.all(lookups));
+      if (lookups.length) st.pending.push(lookupNames(this, conn, st, lookups));
       return undefined;
     });
     this.register_hook('helo', 'dnsbl_helo', -70);
@@ -159,7 +184,7 @@ export function register(this: DnsblPlugin): void {
       const st = session.peek<ConnState>(STATE);
       if (!st || st.skip || !conn.transaction) return undefined;
       const domain = from?.host && from.user ? normalizeHostname(from.host, { underscore: true }) : null;
-      session.txn<TxnState>(STATE, () => ({ pending: this.lookups.all(domainLookups(this.cfg.zones, 'mail_from', domain)) }));
+      session.txn<TxnState>(STATE, () => ({ pending: lookupNames(this, conn, st, domainLookups(this.cfg.zones, 'mail_from', domain)) }));
       return undefined;
     });
     this.register_hook('mail', 'dnsbl_mail', -70);

@@ -17,6 +17,15 @@ const MAIN = {
   exempt_private: f.bool(true, 'skip private, loopback and link-local clients'),
   cache_min_ttl: f.duration(60, 'shortest time an answer stays in the shared cache', { min: 0 }),
   cache_max_ttl: f.duration(3600, 'longest time an answer stays in the shared cache', { min: 1 }),
+  max_names: f.int(
+    10,
+    'distinct names (rDNS names, HELO, sender domains together) asked about per connection; past it a name is read from the shared cache only, never asked (dnsbl=skip:name_budget); 0 or off = no cap',
+    { min: 0, off: true },
+  ),
+  cache_names: f.rate(
+    { limit: 50, windowSec: 3600 },
+    'new names per client (IPv4 address, IPv6 /64) whose answers are written to the shared cache, N/window; the rest stay in this node\'s resolver cache; off = no cap',
+  ),
   health_interval: f.duration(300, 'how often one node of the fleet probes every zone\'s test points (0 or off = never)', { min: 0, off: true }),
   health_failures: f.int(
     3,

@@ -8,9 +8,17 @@
  * day in the store (`dnsbl:errors:<zone>`), never read as a listing. An item that cannot be a query
  * in a zone (a name over 253 octets with the zone appended) is not asked: its result is a `skip`
  * with the reason, at once, and not a zone error.
+ *
+ * Names are the client's choice (HELO, sender domain), so what they cost is bounded twice:
+ *  - per connection, `NameBudget`: at most `max_names` distinct names are asked about; the rest are
+ *    read from the shared cache only (`cacheOnly`: no DNS query, no write);
+ *  - per client and time, `cache_names`: the answers for at most N new names per window are written
+ *    to the shared cache (counted in `dnsbl:names:<client>`); the rest stay in this node's resolver
+ *    cache (bounded, LRU), so a client that reconnects cannot grow Redis at its command rate.
  */
 import { queryNameProblem } from '../core/dns';
 import { errorMessage } from '../core/errors';
+import type { Rate } from '../core/config';
 import type { ParsedIp } from '../core/net';
 import type { Store } from '../core/store';
 import { classify, domainItem, ipQueryLabel, queryName, type Zone, type ZoneResult } from './dnsbl';
@@ -55,6 +63,61 @@ export interface LookupSettings {
   readonly cache_max_ttl: number;
   /** seconds between two log lines about one zone's errors */
   readonly error_log_interval: number;
+  /** new names per client whose answers may be written to the shared cache per window (null: no cap) */
+  readonly cache_names?: Rate | null;
+}
+
+/** how one batch of lookups is run */
+export interface LookupOptions {
+  /**
+   * the client as the cache budget counts it (an IPv4 address, an IPv6 /64): the answers for names
+   * are written to the shared cache only within its `cache_names`; absent: no budget
+   */
+  readonly client?: string | null;
+  /** read the shared cache only: no DNS query, no cache write; a miss gives no result */
+  readonly cacheOnly?: boolean;
+}
+
+/**
+ * The distinct names one connection may have asked about (HELO, rDNS names, sender domains
+ * together): a name already counted is free, a new one is admitted while fewer than `max` are
+ * counted. Lookups of the client's address are not names and never pass through here.
+ */
+export class NameBudget {
+  private readonly seen = new Set<string>();
+
+  /** split lookups into those within the budget (now counted) and those over it; max 0 = no cap */
+  split(lookups: readonly Lookup[], max: number): { within: Lookup[]; over: Lookup[] } {
+    if (max <= 0) return { within: [...lookups], over: [] };
+    const within: Lookup[] = [];
+    const over: Lookup[] = [];
+    for (const l of lookups) {
+      if (this.seen.has(l.item) || this.seen.size < max) {
+        this.seen.add(l.item);
+        within.push(l);
+      } else {
+        over.push(l);
+      }
+    }
+    return { within, over };
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+}
+
+/** the store key counting the names a client added to the shared cache in the current window */
+export function nameBudgetKey(client: string): string {
+  return `dnsbl:names:${client}`;
+}
+
+interface CacheWrite {
+  readonly key: string;
+  readonly value: string;
+  readonly ttlSec: number;
+  /** the item of a domain zone (a name), or null for an address */
+  readonly name: string | null;
 }
 
 export interface LookupDeps {
@@ -92,21 +155,21 @@ export class ZoneLookups {
    * misses, one cache write for the answers. Never rejects (it is started before anyone awaits it,
    * and maybe never awaited); a DNS fault is a zone error.
    */
-  all(lookups: readonly Lookup[]): Promise<ZoneResult[]> {
-    return this.run(lookups).catch((err: unknown) => {
+  all(lookups: readonly Lookup[], opts: LookupOptions = {}): Promise<ZoneResult[]> {
+    return this.run(lookups, opts).catch((err: unknown) => {
       this.deps.log.error(`dnsbl lookups failed: ${errorMessage(err)}`);
       return [];
     });
   }
 
-  private async run(lookups: readonly Lookup[]): Promise<ZoneResult[]> {
+  private async run(lookups: readonly Lookup[], opts: LookupOptions): Promise<ZoneResult[]> {
     const { store, resolver } = this.deps;
     const live = lookups.filter((l) => !this.deps.disabled(l.zone.name));
     if (live.length === 0) return [];
     const cached = await store.cacheGetMany(live.map(cacheKey)).catch(() => live.map(() => null));
-    const writes: Array<{ key: string; value: string; ttlSec: number }> = [];
+    const writes: CacheWrite[] = [];
     const results = await Promise.all(
-      live.map(async (l, i): Promise<ZoneResult> => {
+      live.map(async (l, i): Promise<ZoneResult | null> => {
         let codes: string[];
         const name = queryName(l.zone, l.label);
         // a name that cannot be a query is not sent (it would only wait for the timeout)
@@ -116,11 +179,13 @@ export class ZoneLookups {
         const fromCache = hit ? parseCached(hit) : null;
         if (fromCache) {
           codes = fromCache;
+        } else if (opts.cacheOnly) {
+          return null;
         } else {
           try {
             const ans = await resolver.query(name, 'A');
             codes = [...ans.records];
-            writes.push({ key: cacheKey(l), value: JSON.stringify(codes), ttlSec: this.clampTtl(ans.ttl) });
+            writes.push({ key: cacheKey(l), value: JSON.stringify(codes), ttlSec: this.clampTtl(ans.ttl), name: l.identity === 'ip' ? null : l.item });
           } catch (err) {
             // the resolver's message names the query (and a DQS key): keep it out of logs
             const code = (err as { code?: string }).code ?? 'DNS_ERROR';
@@ -135,8 +200,26 @@ export class ZoneLookups {
         return { zone: l.zone, item: l.item, identity: l.identity, outcome };
       }),
     );
-    if (writes.length) store.cacheSetMany(writes).catch(() => undefined);
-    return results;
+    if (writes.length) this.write(writes, opts.client ?? null).catch(() => undefined);
+    return results.filter((r): r is ZoneResult => r !== null);
+  }
+
+  /**
+   * Write new answers to the shared cache: an address's always, names' only within the client's
+   * `cache_names` (one counter per client, created with the window as its TTL, so a fixed window
+   * from the client's first new name). When the count cannot be had, names are not written.
+   */
+  private async write(writes: readonly CacheWrite[], client: string | null): Promise<void> {
+    const budget = this.deps.settings().cache_names ?? null;
+    let allowed: Set<string> | null = null;
+    const names = [...new Set(writes.flatMap((w) => (w.name === null ? [] : [w.name])))];
+    if (budget && client !== null && names.length > 0) {
+      const count = await this.deps.store.incr(nameBudgetKey(client), names.length, budget.windowSec).catch(() => Infinity);
+      const room = Math.max(0, budget.limit - (count - names.length));
+      allowed = new Set(names.slice(0, room));
+    }
+    const out = writes.filter((w) => w.name === null || allowed === null || allowed.has(w.name)).map(({ key, value, ttlSec }) => ({ key, value, ttlSec }));
+    if (out.length) await this.deps.store.cacheSetMany(out);
   }
 
   private clampTtl(ttl: number): number {
