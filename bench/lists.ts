@@ -8,8 +8,7 @@
 import { EntryIndex, Lists, checkHelo } from '../plugins/shield/checks/list-match';
 import { SharedLists, parseEntryValue, type ListEntry } from '../plugins/shield/core/list-entries';
 import { parseIp } from '../plugins/shield/core/net';
-import { RedisStore } from '../plugins/shield/core/redis-store';
-import { createRedisClient } from '../plugins/shield/core/shared-store';
+import { ResilientStore, createRedisClient } from '../plugins/shield/core/shared-store';
 import { domainEntries, ipEntries, randomIpv4, randomName, rng } from './lists-data';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -82,24 +81,36 @@ async function main(): Promise<void> {
   console.log(`  heap, total    ${((h1 - hEntries) / 1048576).toFixed(1)} MB with the entry objects (${((h1 - hEntries) / (2 * n)).toFixed(0)} bytes per entry)`);
   for (const [what, ns] of rows) console.log(`  ${what.padEnd(42)} ${(ns / 1000).toFixed(2)} µs`);
 
-  // a full reload from Redis at this size (what every node does after a change to the shared lists)
+  // the shared entries at this size, read the way shield.blocklist reads them: through the suite's
+  // store (ResilientStore.shared, with the snapshot's own timeout), in full once, then one change
   const client = createRedisClient({ socket: { host: '127.0.0.1', port: 6379 } }, { reconnect: false });
   client.on('error', () => undefined);
   try {
     await client.connect();
   } catch {
-    console.log('  (no Redis on 127.0.0.1:6379: reload from Redis not measured)');
+    console.log('  (no Redis on 127.0.0.1:6379: reads from Redis not measured)');
     return;
   }
+  client.destroy?.();
   const prefix = `shield-bench:${process.pid}:`;
+  const store = new ResilientStore({ warn: (m) => console.log(`  store: ${m}`), info: () => undefined }, { prefix, timeoutMs: 250 });
+  store.connect({ socket: { host: '127.0.0.1', port: 6379 } });
+  if (!(await store.whenUp(3000))) {
+    console.log('  (Redis did not answer: reads from Redis not measured)');
+    return;
+  }
   try {
-    const shared = new SharedLists(new RedisStore(client, prefix));
     const all = [...ipE, ...nameE];
+    const tw = process.hrtime.bigint();
     for (let i = 0; i < all.length; i += 1000) {
-      await Promise.all(all.slice(i, i + 1000).map((e) => shared.store.setPut('blocklist:entries', `${e.list}|${e.kind}|${e.value}`, '{"reason":"","source":"bench"}', null)));
+      const redis = await store.shared((st) => Promise.all(all.slice(i, i + 1000).map((e) => st.setPut('blocklist:entries', `${e.list}|${e.kind}|${e.value}`, '{"reason":"","source":"bench"}', null))), 30_000);
+      if (!redis) throw new Error('Redis write failed');
     }
+    console.log(`  write ${all.length.toLocaleString()} shared entries: ${(Number(process.hrtime.bigint() - tw) / 1e6).toFixed(0)} ms`);
+
     const t2 = process.hrtime.bigint();
-    const got = await shared.entries();
+    const snap = await store.shared((st) => new SharedLists(st).snapshot(), 15_000);
+    if (!snap) throw new Error('snapshot failed');
     const fetchMs = Number(process.hrtime.bigint() - t2) / 1e6;
     const t3 = process.hrtime.bigint();
     // the way a node rebuilds it: in chunks, measuring the longest stretch the event loop was held
@@ -110,14 +121,33 @@ async function main(): Promise<void> {
       longest = Math.max(longest, Number(t - last) / 1e6);
       last = t;
     }, 1);
-    await EntryIndex.build(got);
+    const ix = await EntryIndex.build(snap.value.entries);
     clearInterval(tick);
     const rebuildMs = Number(process.hrtime.bigint() - t3) / 1e6;
-    console.log(`  reload from Redis (${got.length.toLocaleString()} entries): fetch ${fetchMs.toFixed(0)} ms + index ${rebuildMs.toFixed(0)} ms (event loop held at most ${longest.toFixed(0)} ms at a time)`);
+    console.log(`  full read (${snap.value.entries.length.toLocaleString()} entries, in steps): fetch ${fetchMs.toFixed(0)} ms + index ${rebuildMs.toFixed(0)} ms (event loop held at most ${longest.toFixed(0)} ms at a time)`);
+
+    // one `block add` on another node, then this node catches up
+    await new SharedLists(store).add({ list: 'block', kind: 'ip', value: '203.0.113.99/32', ttlSec: null, reason: 'bench', source: 'bench' });
+    const t4 = process.hrtime.bigint();
+    const ch = await store.shared((st) => new SharedLists(st).changes(snap.value.version));
+    if (!ch?.value) throw new Error('changes failed');
+    for (const e of ch.value.added) ix.add(e);
+    for (const r of ch.value.removed) ix.remove(r.list, r.kind, r.value);
+    const incMs = Number(process.hrtime.bigint() - t4) / 1e6;
+    const t5 = process.hrtime.bigint();
+    const idle = await store.shared((st) => new SharedLists(st).changes(ch.value?.version ?? 0));
+    const idleMs = Number(process.hrtime.bigint() - t5) / 1e6;
+    console.log(`  one change caught up: ${incMs.toFixed(2)} ms (${ch.value.added.length} added, one round trip); nothing changed: ${idleMs.toFixed(2)} ms (${idle?.value ? `${idle.value.added.length} added` : 'n/a'})`);
   } finally {
-    const keys = (await client.sendCommand(['KEYS', `${prefix}*`])) as string[];
-    if (keys.length) await client.sendCommand(['DEL', ...keys]);
-    client.destroy?.();
+    const c2 = createRedisClient({ socket: { host: '127.0.0.1', port: 6379 } }, { reconnect: false });
+    await c2.connect();
+    for (;;) {
+      const keys = (await c2.sendCommand(['KEYS', `${prefix}*`])) as string[];
+      if (!keys.length) break;
+      await c2.sendCommand(['DEL', ...keys]);
+    }
+    c2.destroy?.();
+    await store.close();
   }
 }
 

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { RedisStore, type RedisLike } from '../plugins/shield/core/redis-store';
 import type { ResilientStore } from '../plugins/shield/core/shared-store';
-import type { AdmitResult, LeaseResult, LeaseSpec, RateSpec, SetEntry, Store } from '../plugins/shield/core/store';
+import type { AdmitResult, LeaseResult, LeaseSpec, RateSpec, SetChange, SetEntry, SetSnapshot, Store } from '../plugins/shield/core/store';
 
 export class ScratchStore implements Store {
   readonly backend = 'redis' as const;
@@ -101,6 +101,12 @@ export class ScratchStore implements Store {
 
   setEntries(key: string): Promise<SetEntry[]> {
     return this.real.setEntries(key);
+  }
+  setSnapshot(key: string): Promise<SetSnapshot> {
+    return this.real.setSnapshot(key);
+  }
+  setChanges(key: string, since: number, max: number): Promise<{ version: number; changes: SetChange[] } | null> {
+    return this.real.setChanges(key, since, max);
   }
 
   async cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {

@@ -8,7 +8,8 @@
  */
 import { errorMessage } from './shield/core/errors';
 import type { ConfigHandle } from './shield/core/config';
-import { VERSION_KEY, SharedLists, readListFiles } from './shield/core/list-entries';
+import { SharedLists, readListFiles } from './shield/core/list-entries';
+import type { Store } from './shield/core/store';
 import type { HarakaAddress, HarakaConnection, HarakaPlugin } from './shield/core/haraka';
 import { reply, type Reply } from './shield/core/policy';
 import { registerShield, setupShield, type PluginHandle } from './shield/core/suite';
@@ -40,6 +41,9 @@ interface BlocklistPlugin extends HarakaPlugin {
   /** entries in this node's memory store (memory backend, or added while Redis was down) */
   localIndex: EntryIndex;
   localVersion: number | null;
+  /** full reads of the shared entries that failed in a row, and when the next may start (back-off) */
+  snapshotFailures: number;
+  nextSnapshotAt: number;
   lists: Lists;
   syncing: boolean;
   syncAgain: boolean;
@@ -80,9 +84,53 @@ function reloadFiles(plugin: BlocklistPlugin): void {
   plugin.loginfo(`list files: ${plugin.files.size} entries`);
 }
 
+/** a full read of the shared entries gets this long (a node reading 200k entries takes about a second) */
+const SNAPSHOT_TIMEOUT_MS = 15_000;
+/** changes caught up with in one step; more, and a full read is cheaper */
+const MAX_CHANGES = 5000;
+
+type SharedState = { index: EntryIndex; version: number | null };
+
 /**
- * Bring the store-held entries up to date: one counter read per source when nothing changed, the
- * entries only when the counter moved. Redis entries are kept while Redis is unreachable.
+ * Catch `st` up with one store: the changes since its version (one round trip; nothing when nothing
+ * changed), applied to its index in place; or, when that is not possible (first read, a journal
+ * that no longer reaches back, a restarted Redis), a full read in steps and then the changes made
+ * during it. `read` runs an operation on the store, null when it is not available.
+ */
+async function catchUp(
+  st: SharedState,
+  read: <T>(op: (s: Store) => Promise<T>, timeoutMs?: number) => Promise<{ value: T } | null>,
+  mayReadAll: () => boolean,
+  onReadAll: (ok: boolean) => void,
+): Promise<boolean> {
+  let changed = false;
+  if (st.version !== null) {
+    const since = st.version;
+    const ch = await read((s) => new SharedLists(s).changes(since, MAX_CHANGES));
+    if (!ch) return false;
+    if (ch.value) {
+      for (const r of ch.value.removed) changed = st.index.remove(r.list, r.kind, r.value) || changed;
+      for (const e of ch.value.added) st.index.add(e);
+      changed = changed || ch.value.added.length > 0;
+      st.version = ch.value.version;
+      return changed;
+    }
+  }
+  if (!mayReadAll()) return false;
+  const snap = await read((s) => new SharedLists(s).snapshot(), SNAPSHOT_TIMEOUT_MS);
+  onReadAll(snap !== null);
+  if (!snap) return false;
+  st.index = await EntryIndex.build(snap.value.entries);
+  st.version = snap.value.version;
+  // what changed while it was read
+  await catchUp(st, read, () => false, () => undefined);
+  return true;
+}
+
+/**
+ * Bring the store-held entries up to date: per source (Redis, this node's memory) one small read
+ * when nothing changed, the changed entries when something did, everything only when needed (with
+ * back-off when that fails). Redis entries are kept while Redis is unreachable.
  */
 export async function sync(plugin: BlocklistPlugin): Promise<void> {
   if (plugin.syncing) {
@@ -92,21 +140,35 @@ export async function sync(plugin: BlocklistPlugin): Promise<void> {
   plugin.syncing = true;
   try {
     const store = plugin.shield.suite.store;
-    const v = await store.shared((s) => s.getCount(VERSION_KEY));
-    if (v && v.value !== plugin.sharedVersion) {
-      const got = await store.shared((s) => new SharedLists(s).entries());
-      if (got) {
-        plugin.sharedIndex = await EntryIndex.build(got.value);
-        plugin.sharedVersion = v.value;
-        relink(plugin);
-      }
-    }
-    const mv = await store.memory.getCount(VERSION_KEY);
-    if (mv !== plugin.localVersion) {
-      plugin.localIndex = await EntryIndex.build(await new SharedLists(store.memory).entries());
-      plugin.localVersion = mv;
-      relink(plugin);
-    }
+    const shared: SharedState = { index: plugin.sharedIndex, version: plugin.sharedVersion };
+    const sharedChanged = await catchUp(
+      shared,
+      (op, timeoutMs) => store.shared(op, timeoutMs),
+      () => Date.now() >= plugin.nextSnapshotAt,
+      (ok) => {
+        if (ok) {
+          if (plugin.snapshotFailures) plugin.loginfo('shared entries read in full again');
+          plugin.snapshotFailures = 0;
+          return;
+        }
+        plugin.snapshotFailures++;
+        const wait = Math.min(plugin.cfg.current.main.sync_interval * 2 ** plugin.snapshotFailures, 300);
+        plugin.nextSnapshotAt = Date.now() + wait * 1000;
+        if (plugin.snapshotFailures === 1) plugin.logwarn(`could not read the shared entries in full; trying again with back-off (next in ${wait}s)`);
+      },
+    );
+    plugin.sharedIndex = shared.index;
+    plugin.sharedVersion = shared.version;
+    const local: SharedState = { index: plugin.localIndex, version: plugin.localVersion };
+    const localChanged = await catchUp(
+      local,
+      async (op) => ({ value: await op(store.memory) }),
+      () => true,
+      () => undefined,
+    );
+    plugin.localIndex = local.index;
+    plugin.localVersion = local.version;
+    if (sharedChanged || localChanged) relink(plugin);
   } catch (err) {
     plugin.logerror(`list sync failed: ${errorMessage(err)}`);
   } finally {
@@ -159,6 +221,8 @@ export function register(this: BlocklistPlugin): void {
     this.sharedVersion = null;
     this.localIndex = new EntryIndex();
     this.localVersion = null;
+    this.snapshotFailures = 0;
+    this.nextSnapshotAt = 0;
     this.syncing = false;
     this.syncAgain = false;
     this.timer = null;

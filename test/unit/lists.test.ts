@@ -307,12 +307,12 @@ describe('shared lists in the store', () => {
   const shared = new SharedLists(store, () => now);
 
   it('adds entries with reason, source and expiry; bumps the version; removes', async () => {
-    const v0 = await shared.version();
+    const v0 = (await shared.snapshot()).version;
     let changes = 0;
     shared.onChange(() => changes++);
     await shared.add({ list: 'block', kind: 'ip', value: '198.51.100.0/24', ttlSec: 60, reason: 'snowshoe\r\nX-Injected: 1', source: 'cli:test' });
     await shared.add({ list: 'allow', kind: 'domain', value: 'partner.example', ttlSec: null, reason: '', source: 'cli:test' });
-    const v2 = await shared.version();
+    const v2 = (await shared.snapshot()).version;
     assert.ok(v2 >= v0 + 2, 'each change moves the version');
     assert.equal(changes, 2);
     const all = await shared.entries();

@@ -74,6 +74,11 @@ export class EntryIndex {
     else this.maps[e.list][e.kind].set(e.value, e);
   }
 
+  /** remove the entry of a list, kind and value; true when it was there */
+  remove(list: ListName, kind: EntryKind, value: string): boolean {
+    return kind === 'ip' ? this.ips[list].delete(value) : this.maps[list][kind].delete(value);
+  }
+
   ip(list: ListName, ip: ParsedIp, now: number): Match | null {
     const hit = this.ips[list].match(ip, (e) => live(e, now));
     return hit ? { entry: hit.value, specificity: Number(hit.cidr.slice(hit.cidr.indexOf('/') + 1)) } : null;

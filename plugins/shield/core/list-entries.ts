@@ -3,14 +3,14 @@
  * the shared part of the lists that lives in the store (Redis for a fleet), which the CLI manages and
  * other plugins add to (`blockTemporarily`, e.g. shield.auth after a brute-force attack).
  *
- * Store layout (keys under the suite prefix):
- *   blocklist:entries   a store set: member "<list>|<kind>|<value>", value JSON {reason, source, added}
- *                       with the entry's own expiry (sorted set :exp + hash :val in Redis)
- *   blocklist:version   a counter bumped (by a random step) by every change, so nodes reload only
- *                       when something changed
+ * Store layout (keys under the suite prefix): one journaled store set, `blocklist:entries`: member
+ * "<list>|<kind>|<value>", value JSON {reason, source, added}, with the entry's own expiry. In Redis:
+ * `blocklist:entries:exp` (sorted set member -> expiry), `:val` (hash member -> value), `:ver` (the
+ * version, moved by a random step on every change), `:log` (the journal of the last changes) and
+ * `:floor` (the newest version dropped from the journal). A node holding version N reads only the
+ * members changed since N; a node too far behind, or starting, reads everything in steps.
  */
 import { parseLines } from './config';
-import { randomInt } from 'node:crypto';
 import { normalizeHostname, parseCidr, parseIp } from './net';
 import type { HarakaConfig } from './haraka';
 import type { Clock, Store } from './store';
@@ -41,9 +41,6 @@ export interface ListEntry {
 }
 
 export const ENTRIES_KEY = 'blocklist:entries';
-export const VERSION_KEY = 'blocklist:version';
-/** the version counter must outlive any entry; the store requires a TTL on counters */
-const VERSION_TTL_SEC = 10 * 365 * 86400;
 
 /**
  * An envelope address as lists compare it: "local@domain" with the local part lower-cased (mail
@@ -260,26 +257,48 @@ export class SharedLists {
     if (e.ttlSec !== null && !(e.ttlSec > 0)) throw new Error('ttl must be positive');
     const meta = JSON.stringify({ reason: safeText(e.reason, 500), source: safeText(e.source, 100), added: this.now() });
     await this.store.setPut(ENTRIES_KEY, memberOf(e.list, e.kind, e.value), meta, e.ttlSec);
-    await this.bump();
+    this.changed();
   }
 
   async remove(list: ListName, kind: EntryKind, value: string): Promise<boolean> {
     const had = await this.store.setDelete(ENTRIES_KEY, memberOf(list, kind, value));
-    if (had) await this.bump();
+    if (had) this.changed();
     return had;
   }
 
   async entries(): Promise<ListEntry[]> {
-    const out: ListEntry[] = [];
-    for (const s of await this.store.setEntries(ENTRIES_KEY)) {
-      const e = decodeEntry(s.member, s.value, s.expiresAt);
-      if (e) out.push(e);
-    }
-    return out;
+    return (await this.snapshot()).entries;
   }
 
-  version(): Promise<number> {
-    return this.store.getCount(VERSION_KEY);
+  /** every entry, and the version they are of (read in steps) */
+  async snapshot(): Promise<{ version: number; entries: ListEntry[] }> {
+    const snap = await this.store.setSnapshot(ENTRIES_KEY);
+    const entries: ListEntry[] = [];
+    for (const s of snap.entries) {
+      const e = decodeEntry(s.member, s.value, s.expiresAt);
+      if (e) entries.push(e);
+    }
+    return { version: snap.version, entries };
+  }
+
+  /**
+   * What changed since `since`: entries added or changed, and entries removed or expired; null when
+   * a snapshot must be read instead (see Store.setChanges).
+   */
+  async changes(since: number, max = 5000): Promise<{ version: number; added: ListEntry[]; removed: Array<Pick<ListEntry, 'list' | 'kind' | 'value'>> } | null> {
+    const ch = await this.store.setChanges(ENTRIES_KEY, since, max);
+    if (!ch) return null;
+    const added: ListEntry[] = [];
+    const removed: Array<Pick<ListEntry, 'list' | 'kind' | 'value'>> = [];
+    for (const c of ch.changes) {
+      const e = c.entry ? decodeEntry(c.member, c.entry.value, c.entry.expiresAt) : null;
+      if (e) added.push(e);
+      else {
+        const gone = decodeEntry(c.member, '', null);
+        if (gone) removed.push({ list: gone.list, kind: gone.kind, value: gone.value });
+      }
+    }
+    return { version: ch.version, added, removed };
   }
 
   /**
@@ -291,10 +310,8 @@ export class SharedLists {
     await this.add({ list: 'block', kind: 'ip', value: parseCidr(ip).cidr, ttlSec, reason, source });
   }
 
-  private async bump(): Promise<void> {
-    // a random step: nodes compare versions for equality, and a Redis that restarted empty must not
-    // count back up to a version a node already holds
-    await this.store.incr(VERSION_KEY, 1 + randomInt(1_000_000), VERSION_TTL_SEC);
+  /** tell this process's listeners (the store moved the version itself) */
+  private changed(): void {
     for (const fn of this.listeners) {
       try {
         fn();

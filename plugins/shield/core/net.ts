@@ -122,6 +122,19 @@ export class IpSet<V = true> {
     return c;
   }
 
+  /** remove a range; true when it was there */
+  delete(cidrText: string | Cidr): boolean {
+    const c = typeof cidrText === 'string' ? parseCidr(cidrText) : cidrText;
+    const m = this.byLen[c.family].get(c.prefix);
+    if (!m || !m.delete(keyOf(c.family, c.bytes, c.prefix))) return false;
+    this.count--;
+    if (m.size === 0) {
+      this.byLen[c.family].delete(c.prefix);
+      this.lens[c.family] = [...this.byLen[c.family].keys()].sort((a, b) => b - a);
+    }
+    return true;
+  }
+
   /**
    * The most specific range containing ip (whose value `accept` takes, when given), or null; a
    * string that is not an IP never matches.

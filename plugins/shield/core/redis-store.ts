@@ -5,10 +5,11 @@
  *
  * Time is Redis's own (TIME inside the scripts), never the calling node's: a node whose clock runs
  * ahead must not expire the leases or rate buckets of the others. Variadic commands inside scripts
- * take at most CHUNK arguments at a time (Lua's unpack has a limit of about 8,000).
+ * take at most SWEEP arguments (Lua's unpack fails beyond about 8,000), and a whole set is read in
+ * steps outside any script (setSnapshot), never by one long command.
  */
 import { createHash } from 'node:crypto';
-import type { AdmitResult, LeaseResult, LeaseSpec, RateSpec, SetEntry, Store } from './store';
+import { SET_JOURNAL_MAX, versionStep, type AdmitResult, type LeaseResult, type LeaseSpec, type RateSpec, type SetChange, type SetEntry, type SetSnapshot, type Store } from './store';
 
 /** The part of a node-redis v5 client the store uses. */
 export interface RedisLike {
@@ -18,8 +19,6 @@ export interface RedisLike {
 
 /** the expiry score of a set member that never expires (exact in a Redis double) */
 const NEVER = Number.MAX_SAFE_INTEGER;
-/** most arguments one variadic call inside a script gets */
-const CHUNK = 1000;
 /** the scripts' clock: Redis's own, in ms */
 const NOW_LUA = "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 
@@ -135,44 +134,85 @@ for i = 1, #KEYS do
 end
 return 1`);
 
-// KEYS[1] zset member->expiry (NEVER = none), KEYS[2] hash member->value; ARGV member, value, ttl_ms (-1 = never)
+// The journaled sets. KEYS: [1] zset member->expiry (NEVER = none), [2] hash member->value,
+// [3] version counter, [4] journal (zset version -> "version|member"), [5] the journal's floor (the
+// newest version dropped from it). A write also removes up to SWEEP expired members.
+const SWEEP = 500;
+const JOURNAL_LUA = `
+local v = redis.call('INCRBY', KEYS[3], ARGV[JSTEP])
+redis.call('ZADD', KEYS[4], v, v .. '|' .. ARGV[1])
+local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[JMAX])
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[4], over)
+  redis.call('SET', KEYS[5], popped[#popped])
+end
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ${SWEEP})
+if #dead > 0 then
+  redis.call('HDEL', KEYS[2], unpack(dead))
+  redis.call('ZREM', KEYS[1], unpack(dead))
+end`;
+
+// ARGV member, value, ttl_ms (-1 = never), NEVER, version step, journal max
 const SET_PUT = new Script(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW_LUA}
 local exp = ARGV[4]
 if tonumber(ARGV[3]) >= 0 then exp = now + tonumber(ARGV[3]) end
 redis.call('ZADD', KEYS[1], exp, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+${JOURNAL_LUA.replace('JSTEP', '5').replace('JMAX', '6')}
 return 1`);
 
-// ARGV member
+// ARGV member, version step, journal max -> 1 when the member was there and live
 const SET_DELETE = new Script(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${NOW_LUA}
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+${JOURNAL_LUA.replace('JSTEP', '2').replace('JMAX', '3')}
 if s and tonumber(s) > now then return 1 end
 return 0`);
 
-// -> flat list member, value, expiry; expired members are removed from both keys first
-const SET_ENTRIES = new Script(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-for i = 1, #dead, ${CHUNK} do
-  local last = math.min(i + ${CHUNK} - 1, #dead)
-  redis.call('HDEL', KEYS[2], unpack(dead, i, last))
-  redis.call('ZREM', KEYS[1], unpack(dead, i, last))
+// ARGV since, max -> {version} when nothing changed; {-1} when the journal does not reach back
+// (or too much changed); else {version, member, value, expiry, ...} with expiry -1 for a member
+// that is gone
+const SET_CHANGES = new Script(`
+${NOW_LUA}
+local ver = tonumber(redis.call('GET', KEYS[3]) or '0')
+local since = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+if since == ver then return {tostring(ver)} end
+local floor = tonumber(redis.call('GET', KEYS[5]) or '0')
+if since > ver or since < floor then return {'-1'} end
+local log = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[1], '+inf', 'LIMIT', 0, max * 4 + 1)
+if #log > max * 4 then return {'-1'} end
+local seen = {}
+local members = {}
+for i = 1, #log do
+  local m = string.sub(log[i], string.find(log[i], '|', 1, true) + 1)
+  if not seen[m] then
+    seen[m] = true
+    members[#members + 1] = m
+  end
 end
-local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local out = {}
-for i = 1, #live, 2 do
-  out[#out + 1] = live[i]
-  out[#out + 1] = redis.call('HGET', KEYS[2], live[i]) or ''
-  out[#out + 1] = live[i + 1]
+if #members > max then return {'-1'} end
+local out = {tostring(ver)}
+for i = 1, #members do
+  local m = members[i]
+  local e = redis.call('ZSCORE', KEYS[1], m)
+  local val = redis.call('HGET', KEYS[2], m)
+  out[#out + 1] = m
+  if e and val and tonumber(e) > now then
+    out[#out + 1] = val
+    out[#out + 1] = e
+  else
+    out[#out + 1] = ''
+    out[#out + 1] = '-1'
+  end
 end
 return out`);
+
+/** members read per HSCAN step of a snapshot */
+const SCAN_COUNT = 2000;
 
 export class RedisStore implements Store {
   readonly backend = 'redis' as const;
@@ -228,25 +268,63 @@ export class RedisStore implements Store {
   }
 
   private setKeys(key: string): string[] {
-    return [this.k(`${key}:exp`), this.k(`${key}:val`)];
+    return [this.k(`${key}:exp`), this.k(`${key}:val`), this.k(`${key}:ver`), this.k(`${key}:log`), this.k(`${key}:floor`)];
   }
 
   async setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
-    await SET_PUT.run(this.client, this.setKeys(key), [member, value, ttlSec === null ? -1 : Math.max(1, Math.round(ttlSec * 1000)), NEVER]);
+    await SET_PUT.run(this.client, this.setKeys(key), [member, value, ttlSec === null ? -1 : Math.max(1, Math.round(ttlSec * 1000)), NEVER, versionStep(), SET_JOURNAL_MAX]);
   }
 
   async setDelete(key: string, member: string): Promise<boolean> {
-    return Number(await SET_DELETE.run(this.client, this.setKeys(key), [member])) === 1;
+    return Number(await SET_DELETE.run(this.client, this.setKeys(key), [member, versionStep(), SET_JOURNAL_MAX])) === 1;
   }
 
   async setEntries(key: string): Promise<SetEntry[]> {
-    const flat = (await SET_ENTRIES.run(this.client, this.setKeys(key), [])) as string[];
-    const out: SetEntry[] = [];
-    for (let i = 0; i < flat.length; i += 3) {
-      const score = Number(flat[i + 2]);
-      out.push({ member: String(flat[i]), value: String(flat[i + 1]), expiresAt: score >= NEVER ? null : score });
+    return (await this.setSnapshot(key)).entries;
+  }
+
+  /**
+   * Every live member, read in steps (HSCAN of the values, ZMSCORE of their expiries), never one
+   * long command: Redis keeps serving the fleet meanwhile. A change made during the read may or
+   * may not be in it; catching up with setChanges from the returned version makes it exact.
+   */
+  async setSnapshot(key: string): Promise<SetSnapshot> {
+    const [expKey, valKey, verKey] = this.setKeys(key) as [string, string, string];
+    const version = Number((await this.client.sendCommand(['GET', verKey])) ?? 0);
+    const [sec, usec] = (await this.client.sendCommand(['TIME'])) as [string, string];
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    const entries: SetEntry[] = [];
+    let cursor = '0';
+    do {
+      const [next, flat] = (await this.client.sendCommand(['HSCAN', valKey, cursor, 'COUNT', String(SCAN_COUNT)])) as [string, string[]];
+      cursor = String(next);
+      if (flat.length) {
+        const members: string[] = [];
+        for (let i = 0; i < flat.length; i += 2) members.push(String(flat[i]));
+        const scores = (await this.client.sendCommand(['ZMSCORE', expKey, ...members])) as Array<string | null>;
+        members.forEach((member, i) => {
+          const sc = scores[i];
+          if (sc === null || sc === undefined) return;
+          const exp = Number(sc);
+          if (exp <= now) return;
+          entries.push({ member, value: String(flat[2 * i + 1]), expiresAt: exp >= NEVER ? null : exp });
+        });
+      }
+    } while (cursor !== '0');
+    return { version, entries };
+  }
+
+  async setChanges(key: string, since: number, max: number): Promise<{ version: number; changes: SetChange[] } | null> {
+    const flat = (await SET_CHANGES.run(this.client, this.setKeys(key), [since, max])) as string[];
+    const version = Number(flat[0]);
+    if (version === -1) return null;
+    const changes: SetChange[] = [];
+    for (let i = 1; i < flat.length; i += 3) {
+      const member = String(flat[i]);
+      const exp = Number(flat[i + 2]);
+      changes.push({ member, entry: exp === -1 ? null : { member, value: String(flat[i + 1]), expiresAt: exp >= NEVER ? null : exp } });
     }
-    return out;
+    return { version, changes };
   }
 
   async cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {

@@ -17,7 +17,7 @@
 import path from 'node:path';
 import { StoreError, errorMessage } from './errors';
 import { RedisStore, type RedisLike } from './redis-store';
-import { MemoryStore, type AdmitResult, type Clock, type LeaseResult, type LeaseSpec, type RateSpec, type SetEntry, type Store, systemClock } from './store';
+import { MemoryStore, type AdmitResult, type Clock, type LeaseResult, type LeaseSpec, type RateSpec, type SetChange, type SetEntry, type SetSnapshot, type Store, systemClock } from './store';
 
 export interface StoreLog {
   warn(msg: string): void;
@@ -158,11 +158,11 @@ export class ResilientStore implements Store {
   }
 
   /** run `attempt` on Redis within the timeout; the breaker learns from the outcome */
-  private async onRedis<T>(route: Route, attempt: Promise<T>): Promise<T> {
+  private async onRedis<T>(route: Route, attempt: Promise<T>, timeoutMs = this.opts.timeoutMs): Promise<T> {
     if (route === 'probe') this.probing = true;
     this.inFlight++;
     try {
-      const v = await withTimeout(attempt, this.opts.timeoutMs, () => new StoreError('STORE_TIMEOUT', `Redis did not answer in ${this.opts.timeoutMs} ms`));
+      const v = await withTimeout(attempt, timeoutMs, () => new StoreError('STORE_TIMEOUT', `Redis did not answer in ${timeoutMs} ms`));
       this.markUp();
       return v;
     } catch (err) {
@@ -242,16 +242,17 @@ export class ResilientStore implements Store {
   }
 
   /**
-   * Run `op` on Redis only: `{ value }` when Redis answered, null when it is not configured, not
+   * Run `op` on Redis only: `{ value }` when Redis answered (within `timeoutMs`, default the store's
+   * timeout: a long read such as a list snapshot gets its own), null when it is not configured, not
    * connected or failed (then marked down). For readers that must tell the fleet's view from this
    * node's fallback memory (e.g. list snapshots that should survive an outage).
    */
-  async shared<T>(op: (s: Store) => Promise<T>): Promise<{ value: T } | null> {
+  async shared<T>(op: (s: Store) => Promise<T>, timeoutMs?: number): Promise<{ value: T } | null> {
     const redis = this.redis;
     const route = this.route();
     if (!redis || route === 'memory') return null;
     try {
-      return { value: await this.onRedis(route, op(redis)) };
+      return { value: await this.onRedis(route, op(redis), timeoutMs) };
     } catch {
       return null;
     }
@@ -304,6 +305,12 @@ export class ResilientStore implements Store {
   }
   setEntries(key: string): Promise<SetEntry[]> {
     return this.run((s) => s.setEntries(key));
+  }
+  setSnapshot(key: string): Promise<SetSnapshot> {
+    return this.run((s) => s.setSnapshot(key));
+  }
+  setChanges(key: string, since: number, max: number): Promise<{ version: number; changes: SetChange[] } | null> {
+    return this.run((s) => s.setChanges(key, since, max));
   }
   cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {
     return this.run((s) => s.cacheGetMany(keys));

@@ -3,9 +3,13 @@
  * cache. Two backends with the same semantics: memory (one node) and Redis (a fleet). Keys are
  * relative; each backend adds the configured prefix.
  *
- * Time: counters and cache entries expire by the backend's own clock (Redis PX); leases and set
- * members carry their expiry as a timestamp from the caller's clock (ms since the epoch), so that a
- * fake clock drives both backends in tests and nodes agree as far as their clocks (NTP) agree.
+ * Time: every expiry is by the backend's own clock: Redis's (TIME inside the scripts, PX) for the
+ * fleet, the node's for memory (a fake clock drives the memory backend in tests).
+ *
+ * Sets are journaled: every change bumps the set's version (by a random step, so that a Redis that
+ * restarted empty never counts back up to a version a reader holds) and is logged, so a reader that
+ * holds version N catches up with the members changed since N (`setChanges`, one round trip)
+ * instead of reading everything again (`setSnapshot`, in chunks).
  */
 
 export type Clock = () => number;
@@ -16,6 +20,26 @@ export interface SetEntry {
   readonly value: string;
   /** ms since the epoch, or null for no expiry */
   readonly expiresAt: number | null;
+}
+
+/** one member changed since a version: its entry now, or null when it was removed or expired */
+export interface SetChange {
+  readonly member: string;
+  readonly entry: SetEntry | null;
+}
+
+export interface SetSnapshot {
+  /** the set's version when the read started (catch up from it with setChanges) */
+  readonly version: number;
+  readonly entries: SetEntry[];
+}
+
+/** changes of a set kept in its journal (older ones are dropped; a reader that far behind reads a snapshot) */
+export const SET_JOURNAL_MAX = 10_000;
+
+/** the random step a set's version moves by on each change */
+export function versionStep(): number {
+  return 1 + Math.floor(Math.random() * 1_000_000);
 }
 
 export interface LeaseResult {
@@ -81,6 +105,14 @@ export interface Store {
   setDelete(key: string, member: string): Promise<boolean>;
   /** every live member */
   setEntries(key: string): Promise<SetEntry[]>;
+  /** every live member and the version they are of (read in chunks: no single long command) */
+  setSnapshot(key: string): Promise<SetSnapshot>;
+  /**
+   * The members changed since version `since` (at most `max` of them) and the version now; null when
+   * the journal no longer reaches back to `since` (or the set is younger: a restarted Redis), or
+   * more than `max` changed: then read a snapshot.
+   */
+  setChanges(key: string, since: number, max: number): Promise<{ version: number; changes: SetChange[] } | null>;
   /** the cached values of `keys` (null when absent or expired), in one round trip */
   cacheGetMany(keys: readonly string[]): Promise<Array<string | null>>;
   /** cache writes, each with its TTL (0 = not written), in one round trip */
@@ -100,6 +132,7 @@ export class MemoryStore implements Store {
   private readonly leases = new Map<string, Map<string, number>>();
   private readonly rates = new Map<string, Expiring<number>>();
   private readonly sets = new Map<string, Map<string, { value: string; expiresAt: number | null }>>();
+  private readonly journals = new Map<string, { version: number; floor: number; log: Array<{ version: number; member: string }> }>();
   private sweeper: NodeJS.Timeout | null = null;
 
   constructor(private readonly now: Clock = systemClock, sweepEverySec = 60) {
@@ -200,6 +233,17 @@ export class MemoryStore implements Store {
     for (const k of keys) this.leases.get(k)?.delete(id);
   }
 
+  private journal(key: string, member: string): void {
+    let j = this.journals.get(key);
+    if (!j) {
+      j = { version: 0, floor: 0, log: [] };
+      this.journals.set(key, j);
+    }
+    j.version += versionStep();
+    j.log.push({ version: j.version, member });
+    if (j.log.length > SET_JOURNAL_MAX) j.floor = (j.log.splice(0, j.log.length - SET_JOURNAL_MAX).at(-1) as { version: number }).version;
+  }
+
   async setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
     let m = this.sets.get(key);
     if (!m) {
@@ -207,25 +251,47 @@ export class MemoryStore implements Store {
       this.sets.set(key, m);
     }
     m.set(member, { value, expiresAt: ttlSec === null ? null : this.now() + ttlSec * 1000 });
+    this.journal(key, member);
   }
 
   async setDelete(key: string, member: string): Promise<boolean> {
     const m = this.sets.get(key);
     const e = m?.get(member);
     m?.delete(member);
+    this.journal(key, member);
     return e !== undefined && (e.expiresAt === null || e.expiresAt > this.now());
   }
 
   async setEntries(key: string): Promise<SetEntry[]> {
+    return (await this.setSnapshot(key)).entries;
+  }
+
+  async setSnapshot(key: string): Promise<SetSnapshot> {
     const m = this.sets.get(key);
-    if (!m) return [];
+    const version = this.journals.get(key)?.version ?? 0;
+    if (!m) return { version, entries: [] };
     const t = this.now();
-    const out: SetEntry[] = [];
+    const entries: SetEntry[] = [];
     for (const [member, e] of m) {
       if (e.expiresAt !== null && e.expiresAt <= t) m.delete(member);
-      else out.push({ member, value: e.value, expiresAt: e.expiresAt });
+      else entries.push({ member, value: e.value, expiresAt: e.expiresAt });
     }
-    return out;
+    return { version, entries };
+  }
+
+  async setChanges(key: string, since: number, max: number): Promise<{ version: number; changes: SetChange[] } | null> {
+    const j = this.journals.get(key) ?? { version: 0, floor: 0, log: [] };
+    if (since === j.version) return { version: j.version, changes: [] };
+    if (since > j.version || since < j.floor) return null;
+    const members = [...new Set(j.log.filter((c) => c.version > since).map((c) => c.member))];
+    if (members.length > max) return null;
+    const m = this.sets.get(key);
+    const t = this.now();
+    const changes = members.map((member): SetChange => {
+      const e = m?.get(member);
+      return { member, entry: e && (e.expiresAt === null || e.expiresAt > t) ? { member, value: e.value, expiresAt: e.expiresAt } : null };
+    });
+    return { version: j.version, changes };
   }
 
   async cacheGetMany(keys: readonly string[]): Promise<Array<string | null>> {
