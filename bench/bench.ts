@@ -11,6 +11,7 @@ import { DnsFixture, type ZoneEntry } from '../test/helpers/dns-server';
 import { startHaraka, type HarakaOptions } from '../test/helpers/haraka';
 import { spawn } from 'node:child_process';
 import { SmtpClient } from '../test/helpers/smtp';
+import { SlowProxy } from '../test/helpers/slow-proxy';
 import { domainEntries, ipEntries } from './lists-data';
 
 interface Scenario {
@@ -18,7 +19,16 @@ interface Scenario {
   opts: Omit<HarakaOptions, 'dns'>;
   /** run the workload a second time on the same node and report it as the warm-cache row */
   warm?: boolean;
+  /** reach Redis through a proxy that delays each direction by this many ms (--redis-delay) */
+  redisDelay?: boolean;
 }
+
+const SUITE_FILES = {
+  'shield.relay.ini': '[main]\ndomains = example.com\n',
+  'shield.limit.ini': '[concurrency]\nconc_ip = 10\nconc_net = 1000\nconc_total = 10000\n\n[rates]\nconn_ip = 600/1m\nmsg_ip = 600/1m\nrcpt_ip = 6000/1m\n',
+  'shield.dnsbl.ini': `[main]\nzones = z1, z2\nhealth_interval = 0\n${[1, 2].map((i) => `\n[z${i}]\nzone = z${i}.bench.example.net\n`).join('')}`,
+};
+const SUITE_PLUGINS = ['shield.relay', 'shield.blocklist', 'shield.limit', 'shield.dnsbl', 'queue/discard'];
 
 const SCENARIOS: Scenario[] = [
   {
@@ -65,6 +75,17 @@ const SCENARIOS: Scenario[] = [
         'shield.blocklist.block': `${[...ipEntries(100_000), ...domainEntries(100_000)].join('\n')}\nsender:bulk.example.net\n`,
       },
     },
+  },
+  {
+    name: 'suite (relay+blocklist+limit+dnsbl 2 zones), Redis direct',
+    opts: { plugins: SUITE_PLUGINS, files: SUITE_FILES },
+    warm: true,
+  },
+  {
+    name: 'suite (relay+blocklist+limit+dnsbl 2 zones), Redis delayed',
+    opts: { plugins: SUITE_PLUGINS, files: SUITE_FILES },
+    warm: true,
+    redisDelay: true,
   },
 ];
 
@@ -178,8 +199,10 @@ async function measure(name: string, port: number, dns: DnsFixture, sessions: nu
   return { name, rate: sessions / secs, p50: pct(lat, 50), p99: pct(lat, 99), dnsPerSession: dns.queries.length / sessions, redisPerSession: redisRequests / sessions };
 }
 
-async function run(s: Scenario, dns: DnsFixture, sessions: number, concurrency: number): Promise<Row[]> {
-  const h = await startHaraka({ ...s.opts, dns: dns.address, env: { BENCH_DNS: dns.address } });
+async function run(s: Scenario, dns: DnsFixture, sessions: number, concurrency: number, redisDelay: number): Promise<Row[]> {
+  const proxy = s.redisDelay ? await SlowProxy.start(6379) : null;
+  if (proxy) proxy.delayMs = redisDelay;
+  const h = await startHaraka({ ...s.opts, dns: dns.address, env: { BENCH_DNS: dns.address }, ...(proxy ? { redisPort: proxy.port } : {}) });
   try {
     // warm-up: connections, JIT, caches of the process (not the DNS answers of the measured run)
     for (let i = 0; i < 20; i++) await oneSession(h.port, 60000 + i);
@@ -189,6 +212,7 @@ async function run(s: Scenario, dns: DnsFixture, sessions: number, concurrency: 
     return rows;
   } finally {
     await h.stop();
+    await proxy?.close();
   }
 }
 
@@ -196,19 +220,26 @@ async function main(): Promise<void> {
   const sessions = arg('sessions', 500);
   const concurrency = arg('concurrency', 20);
   const delay = arg('dns-delay', 20);
+  const redisDelay = arg('redis-delay', 5);
   const dns = await DnsFixture.start(benchZones(sessions), { delayMs: delay });
-  console.log(`workload: ${sessions} sessions, concurrency ${concurrency}, DNS fixture delay ${delay} ms`);
+  console.log(`workload: ${sessions} sessions, concurrency ${concurrency}, DNS fixture delay ${delay} ms, Redis delay ${redisDelay} ms (delayed rows)`);
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
   const rows = [];
-  for (const s of SCENARIOS) rows.push(...(await run(s, dns, sessions, concurrency)));
+  for (const s of SCENARIOS) if (!only || s === SCENARIOS[0] || s.name.includes(only)) rows.push(...(await run(s, dns, sessions, concurrency, redisDelay)));
   await dns.close();
   const base = rows[0];
   const pad = (v: string, n: number) => v.padStart(n);
   console.log(`\n${'scenario'.padEnd(66)}${pad('sessions/s', 12)}${pad('p50 ms', 10)}${pad('p99 ms', 10)}${pad('DNS q/sess', 12)}${pad('Redis rt/sess', 15)}${pad('vs base', 10)}`);
   for (const r of rows) {
     console.log(
-      `${r.name.padEnd(66)}${pad(r.rate.toFixed(1), 12)}${pad(r.p50.toFixed(1), 10)}${pad(r.p99.toFixed(1), 10)}${pad(r.dnsPerSession.toFixed(2), 12)}${pad(r.redisPerSession.toFixed(2), 15)}${pad(base ? (r.rate / base.rate).toFixed(2) : '-', 10)}`,
+      `${r.name.slice(0, 65).padEnd(66)}${pad(r.rate.toFixed(1), 12)}${pad(r.p50.toFixed(1), 10)}${pad(r.p99.toFixed(1), 10)}${pad(r.dnsPerSession.toFixed(2), 12)}${pad(r.redisPerSession.toFixed(2), 15)}${pad(base ? (r.rate / base.rate).toFixed(2) : '-', 10)}`,
     );
+  }  for (const kind of ['cold cache', 'warm cache']) {
+    const direct = rows.find((r) => r.name.includes('Redis direct') && r.name.includes(kind));
+    const slow = rows.find((r) => r.name.includes('Redis delayed') && r.name.includes(kind));
+    if (direct && slow) console.log(`Redis +${redisDelay} ms each way (${kind}): ${((slow.rate / direct.rate) * 100).toFixed(0)}% of the sessions/s with Redis direct`);
   }
+
 }
 
 main().catch((err: unknown) => {
