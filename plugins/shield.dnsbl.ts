@@ -15,7 +15,7 @@ import { listedZones, listingText, score, type ZoneResult } from './shield/check
 import { DNSBL_FILE, parseDnsblConfig, type DnsblConfig } from './shield/checks/dnsbl-config';
 import { ZoneHealth } from './shield/checks/dnsbl-health';
 import { NameBudget, ZoneLookups, domainLookups, ipLookups, type Lookup, type ZoneResolver } from './shield/checks/dnsbl-lookup';
-import { clientSubject } from './shield/checks/limits';
+import { netSubject } from './shield/checks/limits';
 
 /** for `haraka-shield config` */
 export { DNSBL_SCHEMA as SCHEMA } from './shield/checks/dnsbl-config';
@@ -104,7 +104,7 @@ async function confirmedNames(plugin: DnsblPlugin, conn: HarakaConnection): Prom
 /**
  * Ask the domain zones about names the client chose, within the connection's name budget: the
  * names past `max_names` are read from the shared cache only (no DNS query, no cache write) and
- * recorded as skip:name_budget; new answers reach the shared cache within the client's `cache_names`.
+ * recorded as skip:name_budget; new answers reach the shared cache within the client netblock's `cache_names`.
  */
 function lookupNames(plugin: DnsblPlugin, conn: HarakaConnection, st: ConnState, lookups: readonly Lookup[]): Promise<ZoneResult[]> {
   if (lookups.length === 0) return Promise.resolve([]);
@@ -112,7 +112,8 @@ function lookupNames(plugin: DnsblPlugin, conn: HarakaConnection, st: ConnState,
   const max = plugin.cfg.main.max_names;
   const { within, over } = st.names.split(lookups, max);
   // counted per IPv4 address or IPv6 /64, as shield.limit counts a client by default
-  const parts = [plugin.lookups.all(within, { client: clientSubject(session.identity.ip, 64) })];
+  // counted per netblock (IPv4 /24, IPv6 /48): an end-user IPv6 allocation holds 65,536 /64s
+  const parts = [plugin.lookups.all(within, { client: netSubject(session.identity.ip, 24, 48) })];
   if (over.length) {
     for (const l of new Map(over.map((o) => [o.item, o])).values()) {
       plugin.shield.record(conn, { check: 'dnsbl', outcome: 'skip', reason: 'name_budget', data: { item: l.item, identity: l.identity, max_names: max } });

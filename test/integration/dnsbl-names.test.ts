@@ -83,16 +83,36 @@ describe('shield.dnsbl + shield.limit: names chosen by the client (integration)'
     assert.ok(asked <= connections * 10, `${asked} DBL queries for ${connections} connections`);
     assert.ok(asked >= 10, `the first names are asked (${asked})`);
     await env.haraka.waitFor(/shield summary ip=198\.18\.80\.1 .*dnsbl=skip:name_budget/);
-    // Redis: the shared cache got at most cache_names new names from this client, whatever the reconnects
+    // Redis: the shared cache got at most cache_names new names from this client's netblock, whatever the reconnects
     await new Promise((r) => setTimeout(r, 300));
     const keys = cachedNames();
     assert.ok(keys.length <= CACHE_NAMES, `${keys.length} dnsbl:a keys: ${keys.slice(0, 5).join(' ')}...`);
     assert.equal(keys.length, CACHE_NAMES, "the first 15 new names are cached (10 of the first connection, 5 of the second)");
-    assert.ok(Number(execFileSync('redis-cli', ['-p', '6379', 'GET', `${env.prefix}dnsbl:names:${client}`], { encoding: 'utf8' }).trim()) >= CACHE_NAMES);
+    assert.ok(Number(execFileSync('redis-cli', ['-p', '6379', 'GET', `${env.prefix}dnsbl:names:198.18.80.0/24`], { encoding: 'utf8' }).trim()) >= CACHE_NAMES);
+  });
+
+  it('rotating through the /64s of one IPv6 /48 shares one cache_names budget (an end-user allocation holds 65,536 /64s)', async () => {
+    const tag = `v6-${run}`;
+    for (let net = 1; net <= 4; net++) {
+      const c = await connect(`2a00:1450:4001:${net}::25`);
+      try {
+        assert.equal((await c.cmd('EHLO client.example.org')).code, 250);
+        for (let i = 0; i < 9; i++) {
+          await c.cmd('RSET');
+          assert.equal((await c.cmd(`MAIL FROM:<x@${tag}-${net}-${i}.example>`)).code, 250);
+        }
+      } finally {
+        await c.quit();
+      }
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const keys = redisKeys(`${env.prefix}dnsbl:a:${DBL_ZONE}:${tag}-*`);
+    assert.ok(keys.length <= CACHE_NAMES, `${keys.length} names cached for one /48 (budget ${CACHE_NAMES})`);
+    assert.ok(keys.length >= 9, `the first names are cached (${keys.length})`);
   });
 
   it('a client under the caps is not affected: several transactions, each sender asked and the mail accepted', async () => {
-    const c = await connect('198.18.80.2');
+    const c = await connect('198.18.81.2');
     try {
       assert.equal((await c.cmd('EHLO mta.example.org')).code, 250);
       for (let i = 0; i < 3; i++) {
@@ -110,12 +130,12 @@ describe('shield.dnsbl + shield.limit: names chosen by the client (integration)'
   });
 
   it('a listed sender domain is still refused with 550 5.7.1, and past the budget when the fleet has its answer cached', async () => {
-    const r = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.80.3', from: 'x@news.example.net', rcpts: ['b@example.com'] });
+    const r = await session({ port: env.haraka.port, localAddress: nextSource(), proxyFrom: '198.18.82.3', from: 'x@news.example.net', rcpts: ['b@example.com'] });
     assertReply(r.rcpts[0], 550, '5.7.1', 'listed sender domain');
     assert.match(r.rcpts[0]!.text, /the sender domain example\.net is listed by dbl/);
     await until('example.net in the shared cache', async () => redisKeys(`${env.prefix}dnsbl:a:${DBL_ZONE}:example.net`).length === 1);
     // another client spends its 10 names first; the listed domain is then read from the shared cache
-    const c = await connect('198.18.80.4');
+    const c = await connect('198.18.82.4');
     try {
       assert.equal((await c.cmd('EHLO client.example.org')).code, 250);
       for (let i = 0; i < 9; i++) {
@@ -129,6 +149,6 @@ describe('shield.dnsbl + shield.limit: names chosen by the client (integration)'
     } finally {
       await c.quit();
     }
-    await env.haraka.waitFor(/shield summary ip=198\.18\.80\.4 .*dnsbl=skip:name_budget.*dnsbl=fail:listed/);
+    await env.haraka.waitFor(/shield summary ip=198\.18\.82\.4 .*dnsbl=skip:name_budget.*dnsbl=fail:listed/);
   });
 });

@@ -36,10 +36,10 @@ function setup() {
 const settle = () => new Promise((r) => setTimeout(r, 10));
 
 describe('dnsbl: names chosen by the client', () => {
-  it('defaults: max_names 10, cache_names 50 per hour; off disables both', () => {
+  it('defaults: max_names 10, cache_names 200 per hour (per netblock); off disables both', () => {
     const d = parseDnsblConfig({ main: {} });
     assert.equal(d.main.max_names, 10);
-    assert.deepEqual(d.main.cache_names, { limit: 50, windowSec: 3600 });
+    assert.deepEqual(d.main.cache_names, { limit: 200, windowSec: 3600 });
     const off = parseDnsblConfig({ main: { max_names: 'off', cache_names: 'off' } });
     assert.equal(off.main.max_names, 0);
     assert.equal(off.main.cache_names, null);

@@ -23,8 +23,8 @@ const MAIN = {
     { min: 0, off: true },
   ),
   cache_names: f.rate(
-    { limit: 50, windowSec: 3600 },
-    'new names per client (IPv4 address, IPv6 /64) whose answers are written to the shared cache, N/window; the rest stay in this node\'s resolver cache; off = no cap',
+    { limit: 200, windowSec: 3600 },
+    'new names per client netblock (IPv4 /24, IPv6 /48) whose answers are written to the shared cache, N/window; the rest stay in this node\'s resolver cache; off = no cap',
   ),
   health_interval: f.duration(300, 'how often one node of the fleet probes every zone\'s test points (0 or off = never)', { min: 0, off: true }),
   health_failures: f.int(

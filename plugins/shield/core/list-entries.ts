@@ -6,8 +6,8 @@
  * Store layout (keys under the suite prefix): one journaled store set, `blocklist:entries`: member
  * "<list>|<kind>|<value>", value JSON {reason, source, added}, with the entry's own expiry. In Redis:
  * `blocklist:entries:exp` (sorted set member -> expiry), `:val` (hash member -> value), `:ver` (the
- * version, moved by a random step on every change), `:log` (the journal of the last changes) and
- * `:floor` (the newest version dropped from the journal). A node holding version N reads only the
+ * version, moved by a random step on every change) and `:log` (the journal of the last changes, each
+ * naming the version it follows). A node holding version N reads only the
  * members changed since N; a node too far behind, or starting, reads everything in steps.
  */
 import { parseLines } from './config';

@@ -135,17 +135,18 @@ end
 return 1`);
 
 // The journaled sets. KEYS: [1] zset member->expiry (NEVER = none), [2] hash member->value,
-// [3] version counter, [4] journal (zset version -> "version|member"), [5] the journal's floor (the
-// newest version dropped from it). A write also removes up to SWEEP expired members.
+// [3] version counter, [4] journal (zset version -> "version|previous version|member"). Each journal
+// entry names the version it follows, so a reader's version is known to the journal only while the
+// chain from it is unbroken: a Redis restarted empty, restored from an older copy or failed over to
+// a lagging replica has a history without the reader's version, whatever its counter says. A write
+// also removes up to SWEEP expired members.
 const SWEEP = 500;
 const JOURNAL_LUA = `
 local v = redis.call('INCRBY', KEYS[3], ARGV[JSTEP])
-redis.call('ZADD', KEYS[4], v, v .. '|' .. ARGV[1])
+local prev = v - tonumber(ARGV[JSTEP])
+redis.call('ZADD', KEYS[4], v, string.format('%.0f|%.0f|', v, prev) .. ARGV[1])
 local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[JMAX])
-if over > 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[4], over)
-  redis.call('SET', KEYS[5], popped[#popped])
-end
+if over > 0 then redis.call('ZPOPMIN', KEYS[4], over) end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ${SWEEP})
 if #dead > 0 then
   redis.call('HDEL', KEYS[2], unpack(dead))
@@ -159,7 +160,7 @@ local exp = ARGV[4]
 if tonumber(ARGV[3]) >= 0 then exp = now + tonumber(ARGV[3]) end
 redis.call('ZADD', KEYS[1], exp, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-${JOURNAL_LUA.replace('JSTEP', '5').replace('JMAX', '6')}
+${JOURNAL_LUA.split('JSTEP').join('5').split('JMAX').join('6')}
 return 1`);
 
 // ARGV member, version step, journal max -> 1 when the member was there and live
@@ -168,34 +169,37 @@ ${NOW_LUA}
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-${JOURNAL_LUA.replace('JSTEP', '2').replace('JMAX', '3')}
+${JOURNAL_LUA.split('JSTEP').join('2').split('JMAX').join('3')}
 if s and tonumber(s) > now then return 1 end
 return 0`);
 
-// ARGV since, max -> {version} when nothing changed; {-1} when the journal does not reach back
-// (or too much changed); else {version, member, value, expiry, ...} with expiry -1 for a member
-// that is gone
+// ARGV since, max -> {version} when nothing changed; {-1} when the journal has no unbroken chain
+// from `since` (or too much changed); else {version, member, value, expiry, ...} with expiry -1 for
+// a member that is gone
 const SET_CHANGES = new Script(`
 ${NOW_LUA}
 local ver = tonumber(redis.call('GET', KEYS[3]) or '0')
 local since = tonumber(ARGV[1])
 local max = tonumber(ARGV[2])
-if since == ver then return {tostring(ver)} end
-local floor = tonumber(redis.call('GET', KEYS[5]) or '0')
-if since > ver or since < floor then return {'-1'} end
+if since == ver then return {string.format('%.0f', ver)} end
+if since > ver then return {'-1'} end
 local log = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[1], '+inf', 'LIMIT', 0, max * 4 + 1)
-if #log > max * 4 then return {'-1'} end
+if #log == 0 or #log > max * 4 then return {'-1'} end
 local seen = {}
 local members = {}
 for i = 1, #log do
-  local m = string.sub(log[i], string.find(log[i], '|', 1, true) + 1)
+  local a = string.find(log[i], '|', 1, true)
+  local b = string.find(log[i], '|', a + 1, true)
+  -- the first change after since must follow since itself
+  if i == 1 and tonumber(string.sub(log[i], a + 1, b - 1)) ~= since then return {'-1'} end
+  local m = string.sub(log[i], b + 1)
   if not seen[m] then
     seen[m] = true
     members[#members + 1] = m
   end
 end
 if #members > max then return {'-1'} end
-local out = {tostring(ver)}
+local out = {string.format('%.0f', ver)}
 for i = 1, #members do
   local m = members[i]
   local e = redis.call('ZSCORE', KEYS[1], m)
@@ -268,7 +272,7 @@ export class RedisStore implements Store {
   }
 
   private setKeys(key: string): string[] {
-    return [this.k(`${key}:exp`), this.k(`${key}:val`), this.k(`${key}:ver`), this.k(`${key}:log`), this.k(`${key}:floor`)];
+    return [this.k(`${key}:exp`), this.k(`${key}:val`), this.k(`${key}:ver`), this.k(`${key}:log`)];
   }
 
   async setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {

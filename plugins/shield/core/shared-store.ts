@@ -251,6 +251,9 @@ export class ResilientStore implements Store {
     const redis = this.redis;
     const route = this.route();
     if (!redis || route === 'memory') return null;
+    // a long read (a list snapshot) never is the breaker's probe: it would keep Redis unused for
+    // its whole timeout after a recovery
+    if (route === 'probe' && timeoutMs !== undefined && timeoutMs > this.opts.timeoutMs) return null;
     try {
       return { value: await this.onRedis(route, op(redis), timeoutMs) };
     } catch {

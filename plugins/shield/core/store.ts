@@ -6,10 +6,12 @@
  * Time: every expiry is by the backend's own clock: Redis's (TIME inside the scripts, PX) for the
  * fleet, the node's for memory (a fake clock drives the memory backend in tests).
  *
- * Sets are journaled: every change bumps the set's version (by a random step, so that a Redis that
- * restarted empty never counts back up to a version a reader holds) and is logged, so a reader that
- * holds version N catches up with the members changed since N (`setChanges`, one round trip)
- * instead of reading everything again (`setSnapshot`, in chunks).
+ * Sets are journaled: every change moves the set's version (by a random step) and is logged with
+ * the version it follows, so a reader that holds version N catches up with the members changed
+ * since N (`setChanges`, one round trip) instead of reading everything again (`setSnapshot`, in
+ * steps), and only while the journal's chain from N is unbroken: a store that lost history (a Redis
+ * restarted empty or restored from an older copy) sends the reader to a snapshot, even once its
+ * counter has moved past N.
  */
 
 export type Clock = () => number;
@@ -37,7 +39,7 @@ export interface SetSnapshot {
 /** changes of a set kept in its journal (older ones are dropped; a reader that far behind reads a snapshot) */
 export const SET_JOURNAL_MAX = 10_000;
 
-/** the random step a set's version moves by on each change */
+/** the random step a set's version moves by on each change (two histories rarely share a version) */
 export function versionStep(): number {
   return 1 + Math.floor(Math.random() * 1_000_000);
 }
@@ -132,7 +134,7 @@ export class MemoryStore implements Store {
   private readonly leases = new Map<string, Map<string, number>>();
   private readonly rates = new Map<string, Expiring<number>>();
   private readonly sets = new Map<string, Map<string, { value: string; expiresAt: number | null }>>();
-  private readonly journals = new Map<string, { version: number; floor: number; log: Array<{ version: number; member: string }> }>();
+  private readonly journals = new Map<string, { version: number; log: Array<{ version: number; prev: number; member: string }> }>();
   private sweeper: NodeJS.Timeout | null = null;
 
   constructor(private readonly now: Clock = systemClock, sweepEverySec = 60) {
@@ -236,12 +238,13 @@ export class MemoryStore implements Store {
   private journal(key: string, member: string): void {
     let j = this.journals.get(key);
     if (!j) {
-      j = { version: 0, floor: 0, log: [] };
+      j = { version: 0, log: [] };
       this.journals.set(key, j);
     }
+    const prev = j.version;
     j.version += versionStep();
-    j.log.push({ version: j.version, member });
-    if (j.log.length > SET_JOURNAL_MAX) j.floor = (j.log.splice(0, j.log.length - SET_JOURNAL_MAX).at(-1) as { version: number }).version;
+    j.log.push({ version: j.version, prev, member });
+    if (j.log.length > SET_JOURNAL_MAX) j.log.splice(0, j.log.length - SET_JOURNAL_MAX);
   }
 
   async setPut(key: string, member: string, value: string, ttlSec: number | null): Promise<void> {
@@ -280,10 +283,12 @@ export class MemoryStore implements Store {
   }
 
   async setChanges(key: string, since: number, max: number): Promise<{ version: number; changes: SetChange[] } | null> {
-    const j = this.journals.get(key) ?? { version: 0, floor: 0, log: [] };
+    const j = this.journals.get(key) ?? { version: 0, log: [] };
     if (since === j.version) return { version: j.version, changes: [] };
-    if (since > j.version || since < j.floor) return null;
-    const members = [...new Set(j.log.filter((c) => c.version > since).map((c) => c.member))];
+    const after = j.log.filter((c) => c.version > since);
+    // the chain from `since` must be unbroken
+    if (since > j.version || after[0]?.prev !== since) return null;
+    const members = [...new Set(after.map((c) => c.member))];
     if (members.length > max) return null;
     const m = this.sets.get(key);
     const t = this.now();
