@@ -298,6 +298,9 @@ export class Resolver {
         chain.push(next);
         continue;
       }
+      // a loop or an absurd chain is a broken zone, not "no such record": an error, never cached
+      // (for a DNS list, a silent "not listed" is what must not happen)
+      if (next !== null) throw new DnsError('DNS_SERVFAIL', qname, type, chain.includes(next) ? 'CNAME loop' : `CNAME chain longer than ${MAX_CNAME_HOPS}`);
       if (next === null) {
         records.push(...found);
         minTtl = Math.min(minTtl, foundTtl);
