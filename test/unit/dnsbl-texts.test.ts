@@ -152,6 +152,11 @@ describe('dnsbl config: zone details', () => {
     assert.deepEqual(c.probes.get('dbl'), { listed: 'dbltest.com', unlisted: '' });
   });
 
+  it('check takes each of helo, rdns and mail_from', () => {
+    const c = parseDnsblConfig({ main: { zones: 'a, b' }, a: { type: 'domain', zone: 'a.example.org', check: 'rdns' }, b: { type: 'domain', zone: 'b.example.org', check: 'mail_from, helo, rdns' } });
+    assert.deepEqual(c.zones.map((z) => z.identities), [['rdns'], ['mail_from', 'helo', 'rdns']]);
+  });
+
   it('a listed[] line without a label takes the section name, with weight 1', () => {
     const c = parseDnsblConfig({ main: { zones: 'sc' }, sc: { zone: 'bl.example.org', listed: ['127.0.0.2'] } });
     assert.deepEqual(c.zones[0]?.listed.map((p) => [p.label, p.weight]), [['sc', 1]]);
