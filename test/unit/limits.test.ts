@@ -93,3 +93,93 @@ describe('limits: overrides', () => {
     assert.equal(o.apply(BASE, ip('203.0.113.1')), BASE);
   });
 });
+
+describe('limits: edges', () => {
+  it('netblocks whose prefix is not a whole octet, and the extremes', () => {
+    assert.equal(netSubject(ip('198.51.100.7'), 20, 48), '198.51.96.0/20');
+    assert.equal(netSubject(ip('198.51.100.7'), 32, 48), '198.51.100.7/32');
+    assert.equal(netSubject(ip('198.51.100.7'), 8, 48), '198.0.0.0/8');
+    assert.equal(netSubject(ip('198.51.100.255'), 31, 48), '198.51.100.254/31');
+    assert.equal(netSubject(ip('2001:db8:abcd:ef12::1'), 24, 56), '2001:db8:abcd:ef00::/56');
+    assert.equal(netSubject(ip('2001:db8:abcd:ef12::1'), 24, 36), '2001:db8:a000::/36');
+    assert.equal(netSubject(ip('2001:db8::ffff'), 24, 128), '2001:db8::ffff/128');
+    assert.equal(clientSubject(ip('2001:db8:1:2:3:4:5:6'), 48), '2001:db8:1::/48');
+  });
+
+  it('a limit that is 0 or off takes no lease and no rate; the keys carry the subject', () => {
+    const none: Limits = { ...BASE, conc_ip: 0, conn_ip: null };
+    const p = connectPlan({ ip: ip('2001:db8:1:2::9'), limits: none, exemptClient: false, ipv6Prefix: 64, netV4: 24, netV6: 48 });
+    assert.deepEqual(p, { leases: [], rates: [], names: [] });
+    const all: Limits = { ...BASE, conc_ip: 3, conc_net: 30, conc_total: 300, conn_ip: { limit: 5, windowSec: 60 }, conn_net: { limit: 50, windowSec: 60 }, daily_ip: { limit: 500, windowSec: 86400 } };
+    const q = connectPlan({ ip: ip('2001:db8:1:2::9'), limits: all, exemptClient: false, ipv6Prefix: 64, netV4: 24, netV6: 48 });
+    assert.deepEqual(q.leases, [
+      { key: 'limit:conc:ip:2001:db8:1:2::/64', max: 3 },
+      { key: 'limit:conc:net:2001:db8:1::/48', max: 30 },
+      { key: 'limit:conc:total', max: 300 },
+    ]);
+    assert.deepEqual(q.rates, [
+      { key: 'limit:rate:conn_ip:2001:db8:1:2::/64', limit: 5, windowSec: 60 },
+      { key: 'limit:rate:conn_net:2001:db8:1::/48', limit: 50, windowSec: 60 },
+      { key: 'limit:rate:daily_ip:2001:db8:1:2::/64', limit: 500, windowSec: 86400 },
+    ]);
+    assert.deepEqual(q.names, ['conc_ip', 'conc_net', 'conc_total', 'conn_ip', 'conn_net', 'daily_ip']);
+    const ex = connectPlan({ ip: ip('2001:db8:1:2::9'), limits: all, exemptClient: true, ipv6Prefix: 64, netV4: 24, netV6: 48 });
+    assert.deepEqual(ex, { leases: [{ key: 'limit:conc:total', max: 300 }], rates: [], names: ['conc_total'] });
+  });
+
+  it('transaction rates: every rate that is on, with its key; none for a missing subject', () => {
+    const limits: Limits = { ...BASE, rcpt_ip: { limit: 100, windowSec: 60 }, rcpt_sender_domain: { limit: 500, windowSec: 3600 } };
+    const t = transactionRates('rcpt', { limits, clientSubject: '198.51.100.7', exemptIp: false, senderDomain: 'example.org', user: 'alice' });
+    assert.deepEqual(t.rates, [
+      { key: 'limit:rate:rcpt_ip:198.51.100.7', limit: 100, windowSec: 60 },
+      { key: 'limit:rate:rcpt_sender_domain:example.org', limit: 500, windowSec: 3600 },
+      { key: 'limit:rate:rcpt_user:alice', limit: 1000, windowSec: 3600 },
+    ]);
+    assert.deepEqual(t.names, ['rcpt_ip', 'rcpt_sender_domain', 'rcpt_user']);
+    const anon = transactionRates('rcpt', { limits, clientSubject: '198.51.100.7', exemptIp: false, senderDomain: null, user: null });
+    assert.deepEqual(anon.names, ['rcpt_ip'], 'the null sender has no domain to count; no user, no per-user rate');
+    assert.deepEqual(transactionRates('msg', { limits: BASE, clientSubject: 'x', exemptIp: false, senderDomain: 'example.org', user: null }), { rates: [], names: [] });
+  });
+
+  it('describes windows in the largest whole unit', () => {
+    assert.equal(describeRate({ limit: 1, windowSec: 3600 }), '1 per 1h');
+    assert.equal(describeRate({ limit: 1, windowSec: 7200 }), '1 per 2h');
+    assert.equal(describeRate({ limit: 1, windowSec: 172800 }), '1 per 2d');
+    assert.equal(describeRate({ limit: 1, windowSec: 5400 }), '1 per 90m');
+    assert.equal(describeRate({ limit: 1, windowSec: 120 }), '1 per 2m');
+    assert.equal(describeRate({ limit: 1, windowSec: 1 }), '1 per 1s');
+    assert.equal(describeRate({ limit: 7, windowSec: 86400 + 3600 }), '7 per 25h');
+  });
+
+  it('override text: spaces anywhere, every count and rate name; bad pairs say what to write', () => {
+    assert.deepEqual(parseOverride('  max_rcpts=5\tmax_errors=off  daily_ip=100/1d '), { max_rcpts: 5, max_errors: 0, daily_ip: { limit: 100, windowSec: 86400 } });
+    assert.throws(() => parseOverride('conc_ip'), { message: '"conc_ip": write name=value' });
+    assert.throws(() => parseOverride('conc_ip='), { message: '"conc_ip=": write name=value' });
+    assert.throws(() => parseOverride('Conc_ip=5'), /write name=value/);
+    assert.throws(() => parseOverride('conc_ip=-5'), { message: '"conc_ip=-5": conc_ip takes a number or off' });
+    assert.throws(() => parseOverride('conc_ip=5x'), /conc_ip takes a number or off/);
+    assert.throws(
+      () => parseOverride('speed=9'),
+      {
+        message:
+          '"speed=9": unknown limit speed (one of conc_node, conc_ip, conc_net, conc_total, max_rcpts, max_rcpts_relay, max_mails, max_mails_relay, max_unrecognized, max_errors, conn_ip, conn_net, daily_ip, msg_ip, msg_sender_domain, msg_user, rcpt_ip, rcpt_sender_domain, rcpt_user)',
+      },
+    );
+    assert.throws(() => parseOverride('   '), { message: 'no limit given' });
+    assert.throws(() => parseOverrideLine('192.0.2.0/24'), /no limit given/);
+    assert.deepEqual(parseOverrideLine('  2001:DB8:77::/48   conc_ip=off  conn_ip=off '), { cidr: '2001:db8:77::/48', limits: { conc_ip: 0, conn_ip: null } });
+  });
+
+  it('overrides: count their ranges; a range with nothing else keeps the base values; the result is frozen', () => {
+    const o = new Overrides();
+    assert.equal(o.size, 0);
+    o.add('192.0.2.0/24', { conc_ip: 50 });
+    o.add('2001:db8::/32', { conc_ip: 7 });
+    assert.equal(o.size, 2);
+    const l = o.apply(BASE, ip('192.0.2.9'));
+    assert.equal(l.conc_ip, 50);
+    assert.equal(l.max_rcpts, 100);
+    assert.ok(Object.isFrozen(l));
+    assert.equal(o.apply(BASE, ip('2001:db8::1')).conc_ip, 7);
+  });
+});
