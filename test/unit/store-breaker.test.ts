@@ -5,20 +5,13 @@
  * and a mass expiry that used to break the set read.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { RedisStore } from '../../plugins/shield/core/redis-store';
-import { ResilientStore, type RedisClient } from '../../plugins/shield/core/shared-store';
+import { ResilientStore } from '../../plugins/shield/core/shared-store';
+import { redisClient as client, dropKeys } from '../helpers/redis-client';
 import { SlowProxy } from '../helpers/slow-proxy';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function client(port = 6379): RedisClient & { destroy(): void } {
-  const base = path.dirname(require.resolve('haraka-plugin-redis'));
-  const redis = require(require.resolve('redis', { paths: [base] })) as { createClient(o: unknown): RedisClient & { destroy(): void } };
-  const c = redis.createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: false }, disableOfflineQueue: true });
-  c.on('error', () => undefined);
-  return c;
-}
 
 let n = 0;
 const prefix = () => `shield-test:${process.pid}:breaker${++n}:`;
@@ -26,8 +19,7 @@ const prefix = () => `shield-test:${process.pid}:breaker${++n}:`;
 async function cleanup(prefixText: string): Promise<void> {
   const c = client();
   await c.connect();
-  const keys = (await c.sendCommand(['KEYS', `${prefixText}*`])) as string[];
-  if (keys.length) await c.sendCommand(['DEL', ...keys]);
+  await dropKeys(c, prefixText);
   c.destroy();
 }
 

@@ -5,23 +5,15 @@
  * so it reads everything, never keeping entries that no longer exist or missing new ones.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { RedisStore } from '../../plugins/shield/core/redis-store';
 import { SharedLists } from '../../plugins/shield/core/list-entries';
-import type { RedisClient } from '../../plugins/shield/core/shared-store';
+import { redisClient as client, type TestRedisClient } from '../helpers/redis-client';
 
-function client(): RedisClient & { destroy(): void } {
-  const base = path.dirname(require.resolve('haraka-plugin-redis'));
-  const redis = require(require.resolve('redis', { paths: [base] })) as { createClient(o: unknown): RedisClient & { destroy(): void } };
-  const c = redis.createClient({ socket: { host: '127.0.0.1', port: 6379, reconnectStrategy: false }, disableOfflineQueue: true });
-  c.on('error', () => undefined);
-  return c;
-}
 
 describe('journaled set after Redis lost its recent history (restarted empty, restored, failed over)', function () {
   this.timeout(20000);
   const prefix = `shield-review12:${process.pid}:journal:`;
-  let c: RedisClient & { destroy(): void };
+  let c: TestRedisClient;
   before(async () => {
     c = client();
     await c.connect();

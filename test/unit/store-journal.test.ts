@@ -4,25 +4,11 @@
  * read everything; a snapshot plus the changes made during it is exact.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { RedisStore } from '../../plugins/shield/core/redis-store';
 import { MemoryStore, SET_JOURNAL_MAX, type Store } from '../../plugins/shield/core/store';
 import { SharedLists } from '../../plugins/shield/core/list-entries';
+import { redisClient as client, dropKeys, type TestRedisClient as Client } from '../helpers/redis-client';
 
-interface Client {
-  connect(): Promise<unknown>;
-  sendCommand(a: string[]): Promise<unknown>;
-  destroy(): void;
-  on(e: string, f: () => void): void;
-  isReady: boolean;
-}
-function client(): Client {
-  const base = path.dirname(require.resolve('haraka-plugin-redis'));
-  const redis = require(require.resolve('redis', { paths: [base] })) as { createClient(o: unknown): Client };
-  const c = redis.createClient({ socket: { host: '127.0.0.1', port: 6379, reconnectStrategy: false }, disableOfflineQueue: true });
-  c.on('error', () => undefined);
-  return c;
-}
 
 let n = 0;
 const backends: Array<[string, () => Promise<{ store: Store; done(): Promise<void>; redis?: Client; prefix?: string }>]> = [
@@ -38,8 +24,7 @@ const backends: Array<[string, () => Promise<{ store: Store; done(): Promise<voi
         redis: c,
         prefix,
         done: async () => {
-          const keys = (await c.sendCommand(['KEYS', `${prefix}*`])) as string[];
-          if (keys.length) await c.sendCommand(['DEL', ...keys]);
+          await dropKeys(c, prefix);
           c.destroy();
         },
       };
