@@ -101,7 +101,8 @@ export async function sync(plugin: BlocklistPlugin): Promise<void> {
     const sharedChanged = await catchUp(
       shared,
       (op, timeoutMs) => store.shared(op, timeoutMs),
-      () => Date.now() >= plugin.nextSnapshotAt,
+      // only while Redis is in use: a read that cannot start (Redis not up yet, breaker open) is no failure
+      () => store.backend === 'redis' && Date.now() >= plugin.nextSnapshotAt,
       (ok) => {
         if (ok) {
           if (plugin.snapshotFailures) plugin.loginfo('shared entries read in full again');
