@@ -104,6 +104,15 @@ describe('haraka-shield check', function () {
     await assert.rejects(startHaraka({ plugins: ['shield.limit', 'queue/discard'], files: bad }), /shield\.limit: config error: shield\.limit\.ini \[rates\] conn_ip: "30\/minute" is not a rate/);
   });
 
+  it('the config this repo ships (npm start, install) has no errors', async () => {
+    const root = path.resolve(__dirname, '..', '..');
+    const files: Record<string, string> = {};
+    for (const f of fs.readdirSync(path.join(root, 'config'))) if (/^shield|^plugins$/.test(f)) files[f] = fs.readFileSync(path.join(root, 'config', f), 'utf8');
+    const { code, report } = await check(instance(files));
+    assert.equal(code, 0, JSON.stringify(report.findings, null, 2));
+    assert.equal(report.errors, 0);
+  });
+
   it('not an instance, or a bad argument: one line, exit 1', async () => {
     const r = await runCli(['check', '--config', '/nonexistent-dir']);
     assert.equal(r.code, 1);
