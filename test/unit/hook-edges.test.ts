@@ -6,38 +6,11 @@ import type { HarakaConnection } from '../../plugins/shield/core/haraka';
 import { respond, wrapHook, type HookContext } from '../../plugins/shield/core/hook';
 import { reply } from '../../plugins/shield/core/policy';
 import { sessionOf } from '../../plugins/shield/core/session';
+import { fakeConn, newConnLog } from '../helpers/fake-conn';
 
-interface Logged {
-  info: string[];
-  error: string[];
-  pluginErrors: string[];
-  results: unknown[];
-}
-
-function fakeConn(log: Logged): HarakaConnection {
-  const noop = () => undefined;
-  return {
-    uuid: 'u',
-    remote: { ip: '198.18.0.1', port: 1, host: null, is_private: false, is_local: false },
-    local: { ip: '127.0.0.1', port: 25, host: 'h' },
-    hello: { host: null, verb: null },
-    tls: { enabled: false },
-    notes: {},
-    results: { add: (_p: unknown, o: unknown) => log.results.push(o), get: () => undefined },
-    transaction: null,
-    relaying: false,
-    logdebug: noop,
-    loginfo: (_p: unknown, m: string) => log.info.push(m),
-    lognotice: noop,
-    logwarn: noop,
-    logerror: (_p: unknown, m: string) => log.error.push(m),
-    respond: noop,
-    disconnect: noop,
-  } as unknown as HarakaConnection;
-}
 
 function setup(budgetMs: number, onError: HookContext['onError'] = () => reply(451, '4.3.0', 'try later')) {
-  const log: Logged = { info: [], error: [], pluginErrors: [], results: [] };
+  const log = newConnLog();
   const ctx: HookContext = { plugin: { name: 'shield.test', logerror: (m: unknown) => log.pluginErrors.push(String(m)) }, check: 'test', budgetMs: () => budgetMs, onError };
   return { log, ctx, conn: fakeConn(log) };
 }

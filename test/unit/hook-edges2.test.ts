@@ -6,41 +6,11 @@ import type { HarakaConnection } from '../../plugins/shield/core/haraka';
 import { wrapHook, type HookContext } from '../../plugins/shield/core/hook';
 import { reply } from '../../plugins/shield/core/policy';
 import { sessionOf } from '../../plugins/shield/core/session';
+import { fakeConn, newConnLog } from '../helpers/fake-conn';
 
-interface Logged {
-  info: string[];
-  error: string[];
-  pluginErrors: string[];
-  results: unknown[];
-}
-
-/** a connection; `without` leaves out loginfo and/or logerror (not every caller's object has them) */
-function fakeConn(log: Logged, without: Array<'loginfo' | 'logerror'> = []): HarakaConnection {
-  const noop = () => undefined;
-  const conn: Record<string, unknown> = {
-    uuid: 'u',
-    remote: { ip: '198.18.0.1', port: 1, host: null, is_private: false, is_local: false },
-    local: { ip: '127.0.0.1', port: 25, host: 'h' },
-    hello: { host: null, verb: null },
-    tls: { enabled: false },
-    notes: {},
-    results: { add: (_p: unknown, o: unknown) => log.results.push(o), get: () => undefined },
-    transaction: null,
-    relaying: false,
-    logdebug: noop,
-    loginfo: (_p: unknown, m: string) => log.info.push(m),
-    lognotice: noop,
-    logwarn: noop,
-    logerror: (_p: unknown, m: string) => log.error.push(m),
-    respond: noop,
-    disconnect: noop,
-  };
-  for (const k of without) delete conn[k];
-  return conn as unknown as HarakaConnection;
-}
 
 function setup(budgetMs: number, without: Array<'loginfo' | 'logerror'> = []) {
-  const log: Logged = { info: [], error: [], pluginErrors: [], results: [] };
+  const log = newConnLog();
   const ctx: HookContext = {
     plugin: { name: 'shield.test', logerror: (m: unknown) => log.pluginErrors.push(String(m)) },
     check: 'test',

@@ -6,29 +6,8 @@ import type { HarakaConnection } from '../../plugins/shield/core/haraka';
 import { wrapHook, type HookContext } from '../../plugins/shield/core/hook';
 import { reply } from '../../plugins/shield/core/policy';
 import { sessionOf } from '../../plugins/shield/core/session';
+import { fakeConn } from '../helpers/fake-conn';
 
-function fakeConn(): HarakaConnection {
-  const results: unknown[] = [];
-  const noop = () => undefined;
-  return {
-    uuid: 'u',
-    remote: { ip: '198.18.0.1', port: 1, host: null, is_private: false, is_local: false },
-    local: { ip: '127.0.0.1', port: 25, host: 'h' },
-    hello: { host: null, verb: null },
-    tls: { enabled: false },
-    notes: {},
-    results: { add: (_p: unknown, o: unknown) => results.push(o), get: () => undefined },
-    transaction: null,
-    relaying: false,
-    logdebug: noop,
-    loginfo: noop,
-    lognotice: noop,
-    logwarn: noop,
-    logerror: noop,
-    respond: noop,
-    disconnect: noop,
-  } as HarakaConnection;
-}
 
 function ctx(budgetMs: number, onError: HookContext['onError'] = () => reply(451, '4.3.0', 'try later')): HookContext {
   return { plugin: { name: 'shield.test', logerror: () => undefined }, check: 'test', budgetMs: () => budgetMs, onError };
